@@ -1,0 +1,150 @@
+"""Model presets and model resolution: a preset name, a local checkpoint folder, or a Hub id
+found in the LOCAL Hugging Face cache (never downloaded)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from .families import MODEL_TYPES, Family, get_family
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    family: str
+    hub_id: str | None = None  # looked up in the local HF cache only
+    tiny: str | None = None  # "module:function" that writes a tiny checkpoint into a folder
+    description: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("tiny-qwen2-vl", "qwen2-vl", tiny="qwenvl_eval.model.tiny:build_qwen2_vl",
+               description="tiny random-weight Qwen2-VL built locally (tests, demo)"),
+        Preset("tiny-qwen2.5-vl", "qwen2.5-vl", tiny="qwenvl_eval.model.tiny:build_qwen2_5_vl",
+               description="tiny random-weight Qwen2.5-VL built locally"),
+        Preset("tiny-qwen3-vl", "qwen3-vl", tiny="qwenvl_eval.model.tiny:build_qwen3_vl",
+               description="tiny random-weight Qwen3-VL built locally"),
+        Preset("tiny-qwen-vl", "qwen-vl", tiny="qwenvl_eval.model.qwen_vl.tiny:build_tiny",
+               description="tiny random-weight Qwen-VL (v1), official layout"),
+        Preset("qwen-vl", "qwen-vl", hub_id="Qwen/Qwen-VL", description="Qwen-VL (paper)"),
+        Preset("qwen-vl-chat", "qwen-vl-chat", hub_id="Qwen/Qwen-VL-Chat",
+               description="Qwen-VL-Chat (paper)"),
+        Preset("qwen2-vl-2b", "qwen2-vl", hub_id="Qwen/Qwen2-VL-2B-Instruct"),
+        Preset("qwen2-vl-7b", "qwen2-vl", hub_id="Qwen/Qwen2-VL-7B-Instruct"),
+        Preset("qwen2.5-vl-3b", "qwen2.5-vl", hub_id="Qwen/Qwen2.5-VL-3B-Instruct"),
+        Preset("qwen2.5-vl-7b", "qwen2.5-vl", hub_id="Qwen/Qwen2.5-VL-7B-Instruct"),
+        Preset("qwen3-vl-2b", "qwen3-vl", hub_id="Qwen/Qwen3-VL-2B-Instruct"),
+        Preset("qwen3-vl-8b", "qwen3-vl", hub_id="Qwen/Qwen3-VL-8B-Instruct"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: str  # what the user typed
+    path: Path
+    family: Family
+    revision: str | None  # Hub commit for cached snapshots, tiny builder version for tiny ones
+    preset: str | None
+
+
+def cache_dir() -> Path:
+    """Where tiny checkpoints are built: $QWENVL_EVAL_CACHE, else ~/.cache/qwenvl_eval."""
+    env = os.environ.get("QWENVL_EVAL_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "qwenvl_eval"
+
+
+def _builder(ref: str):
+    module, func = ref.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def build_tiny(preset: Preset) -> tuple[Path, str]:
+    """Build (once) the preset's tiny checkpoint; atomic, so a killed build leaves no half dir."""
+    assert preset.tiny is not None
+    fn = _builder(preset.tiny)
+    version = str(getattr(fn, "version", "1"))
+    dest = cache_dir() / "models" / f"{preset.name}-v{version}"
+    if not (dest / "config.json").exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{preset.name}-", dir=dest.parent))
+        try:
+            fn(tmp)
+            try:
+                tmp.rename(dest)
+            except OSError:  # another process built it first
+                if not (dest / "config.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest, f"tiny-v{version}"
+
+
+def _family_of_folder(path: Path) -> Family:
+    cfg_path = path / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{cfg_path}: not found; expected a model checkpoint folder") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{cfg_path}: unreadable model config ({exc})") from None
+    model_type = cfg.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise UserError(
+            f"{cfg_path}: model_type {model_type!r} is not a Qwen-VL family "
+            f"(expected one of {', '.join(MODEL_TYPES)})"
+        )
+    family = MODEL_TYPES[model_type]
+    if family.name == "qwen-vl" and "chat" in path.name.lower():
+        family = get_family("qwen-vl-chat")
+    return family
+
+
+def _from_hf_cache(hub_id: str) -> tuple[Path, str | None]:
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:
+        raise UserError(
+            f"model {hub_id!r} is not in the local Hugging Face cache "
+            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); nothing is downloaded: "
+            f"pass --model /path/to/checkpoint instead"
+        ) from None
+    return path, path.name  # snapshots/<commit>
+
+
+def resolve_model(spec: str, family: str | None = None) -> ResolvedModel:
+    """`spec` is a folder, a preset name, or a Hub id present in the local cache."""
+    fam_override = get_family(family) if family else None
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        fam = fam_override or _family_of_folder(path)
+        return ResolvedModel(spec, path.resolve(), fam, None, None)
+    if spec in PRESETS:
+        preset = PRESETS[spec]
+        if preset.tiny:
+            built, revision = build_tiny(preset)
+        else:
+            built, revision = _from_hf_cache(preset.hub_id or "")
+        fam = fam_override or get_family(preset.family)
+        return ResolvedModel(spec, built, fam, revision, preset.name)
+    if "/" in spec and not spec.startswith((".", "/", "~")):
+        built, revision = _from_hf_cache(spec)
+        return ResolvedModel(spec, built, fam_override or _family_of_folder(built), revision, None)
+    close = difflib.get_close_matches(spec, list(PRESETS), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise UserError(
+        f"unknown model {spec!r}: not a folder, not a preset.{hint} "
+        f"Run `qwenvl-eval models` for the presets."
+    )

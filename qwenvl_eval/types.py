@@ -1,0 +1,216 @@
+"""The core types that flow through a run: document -> request -> response -> score -> result.
+
+Everything here is a plain frozen dataclass so that it can be hashed, compared and written
+to JSON without surprises. Images stay lazy (`ImageRef`) until the runner's preprocessing
+pool opens them, so building requests for a whole benchmark costs no image decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A lazily opened image: a file path, or encoded bytes (parquet datasets)."""
+
+    key: str  # stable name used in prompts (`<img>{key}</img>`) and hashes
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.data is None):
+            raise ValueError("ImageRef needs exactly one of path or data")
+
+    def open(self):  # -> PIL.Image.Image
+        """Decode to RGB. Never re-encodes: the pixels are the file's pixels."""
+        from PIL import Image
+
+        src = self.path if self.path is not None else io.BytesIO(self.data or b"")
+        with Image.open(src) as im:
+            return im.convert("RGB")
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) from the header only."""
+        from PIL import Image
+
+        src = self.path if self.path is not None else io.BytesIO(self.data or b"")
+        with Image.open(src) as im:
+            return im.size
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Image:
+    image: ImageRef
+
+
+Part = Union[Text, Image]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Decoding settings. Greedy by default: the paper overrides every checkpoint's sampling."""
+
+    max_new_tokens: int = 32
+    min_new_tokens: int = 0
+    length_penalty: float = 1.0
+    num_beams: int = 1
+    do_sample: bool = False
+    stop: tuple[str, ...] = ()
+
+    def replace(self, **overrides: Any) -> Generation:
+        unknown = set(overrides) - set(asdict(self))
+        if unknown:
+            raise KeyError(f"unknown generation setting(s): {', '.join(sorted(unknown))}")
+        values = asdict(self) | overrides
+        values["stop"] = tuple(values["stop"])
+        return Generation(**values)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One dataset item, as read from the data files. `fields` is task-specific."""
+
+    id: str
+    images: tuple[ImageRef, ...]
+    fields: dict[str, Any] = field(hash=False)
+
+
+PromptStyle = Literal["raw", "chat"]
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What a task may know of the model family: its name (for box formats) and the keys it
+    looks up in a task's `prompts`, most specific first (e.g. ("qwen2.5-vl", "chat"))."""
+
+    name: str
+    prompt_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    id: str
+    parts: tuple[Part, ...]
+    generation: Generation
+    style: PromptStyle = "chat"
+    system: str | None = None
+
+    def fingerprint(self) -> str:
+        return _hash(["generate", self.style, self.system, _parts_key(self.parts), self.generation])
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Log-likelihood of each option continuation after the same prompt."""
+
+    id: str
+    parts: tuple[Part, ...]
+    options: tuple[str, ...]
+    style: PromptStyle = "chat"
+    system: str | None = None
+
+    def fingerprint(self) -> str:
+        return _hash(["score", self.style, self.system, _parts_key(self.parts), self.options])
+
+
+Request = Union[GenerateRequest, ScoreRequest]
+
+
+@dataclass(frozen=True)
+class OptionScore:
+    sum_logprob: float
+    mean_logprob: float
+    num_tokens: int
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the runner returns for one request. Exactly one of text / options is set
+    unless `error` says why the item failed."""
+
+    id: str
+    text: str | None = None
+    options: tuple[OptionScore, ...] | None = None
+    # Facts about how the model saw the input, e.g. {"input_sizes": [[w, h]]} for box mapping.
+    meta: dict[str, Any] = field(default_factory=dict, hash=False)
+    error: str | None = None
+
+
+@dataclass
+class ItemResult:
+    """One scored item, as written to `<task>.predictions.jsonl`."""
+
+    id: str
+    prompt_hash: str
+    output: str | None
+    answer: Any
+    score: dict[str, float]
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {
+            "id": self.id,
+            "prompt_hash": self.prompt_hash,
+            "output": self.output,
+            "answer": self.answer,
+            "score": self.score,
+        }
+        if self.error is not None:
+            d["error"] = self.error
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ItemResult:
+        return cls(
+            id=str(d["id"]),
+            prompt_hash=d["prompt_hash"],
+            output=d.get("output"),
+            answer=d.get("answer"),
+            score=dict(d.get("score") or {}),
+            error=d.get("error"),
+            extra=dict(d.get("extra") or {}),
+        )
+
+
+@dataclass
+class TaskResult:
+    task: str
+    metrics: dict[str, float]
+    counts: dict[str, int]
+    prompt_hash: str
+    generation: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)
+    submission_file: str | None = None
+
+
+def _parts_key(parts: tuple[Part, ...]) -> list[Any]:
+    return [["text", p.text] if isinstance(p, Text) else ["image", p.image.key] for p in parts]
+
+
+def _hash(obj: Any) -> str:
+    def default(o: Any) -> Any:
+        if hasattr(o, "__dataclass_fields__"):
+            return asdict(o)
+        raise TypeError(type(o))
+
+    blob = json.dumps(obj, sort_keys=True, default=default, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stable_hash(obj: Any) -> str:
+    """Short sha256 of a JSON-able object (dataclasses allowed)."""
+    return _hash(obj)
