@@ -12,7 +12,7 @@ from .config import RunConfig, output_affecting, run_dir_name
 from .evaluator import Progress, evaluate, prepare_task, seed_everything
 from .model.base import RunnerOptions
 from .model.loader import load_runner
-from .model.presets import resolve_model
+from .model.presets import family_of, resolve_model
 from .results.provenance import environment
 from .results.report import build_results, write_results
 from .results.store import PredictionStore
@@ -45,14 +45,14 @@ def runner_options(config: RunConfig) -> RunnerOptions:
 def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     seed_everything(config.seed)
     names = registry.resolve(config.tasks)
-    model = resolve_model(config.model, config.family)
     data_root = resolve_data_root(config.data_dir)
-    family = model.family.info
+    family = family_of(config.model, config.family).info
     runs = [
         prepare_task(n, data_root, family, limit=config.limit, seed=config.seed,
                      gen_overrides=config.gen_kwargs)
         for n in names
     ]
+    model = resolve_model(config.model, config.family)
 
     runner = load_runner(model, runner_options(config))
     try:

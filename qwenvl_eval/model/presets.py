@@ -3,12 +3,14 @@ found in the LOCAL Hugging Face cache (never downloaded)."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +81,8 @@ def build_tiny(preset: Preset) -> tuple[Path, str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{preset.name}-", dir=dest.parent))
         try:
-            fn(tmp)
+            with _quiet_progress_bars():
+                fn(tmp)
             try:
                 tmp.rename(dest)
             except OSError:  # another process built it first
@@ -88,6 +91,32 @@ def build_tiny(preset: Preset) -> tuple[Path, str]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest, f"tiny-v{version}"
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """Saving a checkpoint draws a progress bar; building a tiny model should print nothing."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def family_of(spec: str, family: str | None = None) -> Family:
+    """The model's family without building or loading anything (for preparing requests)."""
+    if family:
+        return get_family(family)
+    if spec in PRESETS:
+        return get_family(PRESETS[spec].family)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _family_of_folder(path)
+    return resolve_model(spec).family
 
 
 def _family_of_folder(path: Path) -> Family:
