@@ -3,6 +3,7 @@ before the model loads), load the model, evaluate, write the results."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,14 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     data_root = resolve_data_root(config.data_dir)
     family = family_of(config.model, config.family).info
     runs = [
-        prepare_task(n, data_root, family, limit=config.limit, seed=config.seed,
-                     gen_overrides=config.gen_kwargs)
+        prepare_task(
+            n,
+            data_root,
+            family,
+            limit=config.limit,
+            seed=config.seed,
+            gen_overrides=config.gen_kwargs,
+        )
         for n in names
     ]
     model = resolve_model(config.model, config.family)
@@ -57,8 +64,9 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     runner = load_runner(model, runner_options(config))
     try:
         prov = runner.provenance()
-        fingerprint = output_affecting(config, model.revision, str(model.path),
-                                       str(prov.get("dtype")), str(prov.get("device")))
+        fingerprint = output_affecting(
+            config, model.revision, str(model.path), str(prov.get("dtype")), str(prov.get("device"))
+        )
         store = PredictionStore(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
         store.check_fingerprint(fingerprint, resume=config.resume)
         if not config.resume:
@@ -78,10 +86,50 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
             environment=environment(),
             runner_stats=runner.stats.as_dict(),
             tasks=task_results,
-            headlines={r.task.name: (r.task.metrics[0] if r.task.metrics else None)
-                       for r in runs},
+            headlines={r.task.name: (r.task.metrics[0] if r.task.metrics else None) for r in runs},
         )
         json_path, md_path = write_results(store.run_dir, results)
     finally:
         runner.close()
     return RunOutcome(store.run_dir, results, json_path, md_path)
+
+
+def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
+    """Re-score a finished run's saved outputs with the current task and metric code."""
+    from .errors import UserError
+    from .evaluator import rescore_task
+    from .model.families import get_family
+
+    path = run_dir / "results.json"
+    try:
+        previous = json.loads(path.read_text())
+        config = previous["config"]
+        family = get_family(previous["model"]["family"]).info
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; expected a run directory") from None
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: unreadable results file ({exc})") from None
+    data_root = resolve_data_root(data_dir if data_dir is not None else config["data_dir"])
+    store = PredictionStore(run_dir)
+    runs = [
+        prepare_task(
+            n,
+            data_root,
+            family,
+            limit=config.get("limit"),
+            seed=config["seed"],
+            gen_overrides=config.get("gen_kwargs") or {},
+        )
+        for n in previous["tasks"]
+    ]
+    task_results = [rescore_task(r, store, family) for r in runs]
+    results = build_results(
+        config=config,
+        model=previous["model"],
+        environment=environment() | {"rescored_from": previous.get("environment")},
+        runner_stats=previous.get("throughput", {}),
+        tasks=task_results,
+        headlines={r.task.name: (r.task.metrics[0] if r.task.metrics else None) for r in runs},
+    )
+    json_path, md_path = write_results(run_dir, results)
+    return RunOutcome(run_dir, results, json_path, md_path)

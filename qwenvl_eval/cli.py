@@ -72,62 +72,136 @@ def _split(text: str) -> list[str]:
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="Preset name (see `models`), checkpoint folder, "
-                                            "or Hub id present in the local HF cache.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Preset name (see `models`), checkpoint folder, "
+            "or Hub id present in the local HF cache."
+        ),
+    ],
     tasks: Annotated[str, typer.Option(help="Comma-separated task or group names.")],
-    data_dir: Annotated[str | None, typer.Option(
-        help="Data root; `builtin` for the bundled mini sets. Default: $QWENVL_EVAL_DATA, "
-             "then ~/.cache/qwenvl_eval/data.")] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Data root; `builtin` for the bundled mini sets. Default: $QWENVL_EVAL_DATA, "
+            "then ~/.cache/qwenvl_eval/data."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="First N items per task.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Upper bound on a batch.")] = 8,
-    max_batch_tokens: Annotated[int | None, typer.Option(
-        min=1, help="Token budget per batch (padded prompt tokens incl. image tokens).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for everything random (few-shot draws).")
-                    ] = 1234,
+    max_batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Token budget per batch (padded prompt tokens incl. image tokens)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for everything random (few-shot draws).")] = 1234,
     output_dir: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("results"),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
-                     ] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    ] = "auto",
     min_pixels: Annotated[int | None, typer.Option(help="Image processor min_pixels.")] = None,
     max_pixels: Annotated[int | None, typer.Option(help="Image processor max_pixels.")] = None,
-    family: Annotated[str | None, typer.Option(
-        help="Override the model family (qwen-vl, qwen-vl-chat, qwen2-vl, qwen2.5-vl, "
-             "qwen3-vl).")] = None,
-    gen_kwargs: Annotated[str | None, typer.Option(
-        help="Generation overrides, e.g. max_new_tokens=20,min_new_tokens=1 (recorded).")
+    family: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the model family (qwen-vl, qwen-vl-chat, qwen2-vl, qwen2.5-vl, "
+            "qwen3-vl)."
+        ),
+    ] = None,
+    gen_kwargs: Annotated[
+        str | None,
+        typer.Option(
+            help="Generation overrides, e.g. max_new_tokens=20,min_new_tokens=1 (recorded)."
+        ),
     ] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    trust_remote_code: Annotated[bool, typer.Option(
-        "--trust-remote-code", help="Allow the checkpoint's own Python code.")] = False,
-    resume: Annotated[bool, typer.Option(
-        help="Reuse answers already in the run directory.")] = True,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Allow the checkpoint's own Python code.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Reuse answers already in the run directory.")
+    ] = True,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
     from .config import RunConfig, parse_gen_kwargs
 
     config = RunConfig(
-        model=model, tasks=_split(tasks), data_dir=data_dir, limit=limit,
-        batch_size=batch_size, max_batch_tokens=max_batch_tokens, seed=seed,
-        output_dir=output_dir, device=device, dtype=dtype, min_pixels=min_pixels,
-        max_pixels=max_pixels, family=family, gen_kwargs=parse_gen_kwargs(gen_kwargs),
-        compile=compile, trust_remote_code=trust_remote_code, resume=resume,
+        model=model,
+        tasks=_split(tasks),
+        data_dir=data_dir,
+        limit=limit,
+        batch_size=batch_size,
+        max_batch_tokens=max_batch_tokens,
+        seed=seed,
+        output_dir=output_dir,
+        device=device,
+        dtype=dtype,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        family=family,
+        gen_kwargs=parse_gen_kwargs(gen_kwargs),
+        compile=compile,
+        trust_remote_code=trust_remote_code,
+        resume=resume,
     )
     with RichProgress() as progress:
         outcome = run_app(config, progress)
-    table = Table(title=f"{model} ({outcome.results['model'].get('backend')}, "
-                        f"{outcome.results['model'].get('dtype')})")
+    _print_results(outcome)
+
+
+def _print_results(outcome) -> None:
+    model = outcome.results["model"]
+    table = Table(title=f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})")
     for col in ("task", "metric", "value", "items", "errors"):
         table.add_column(col, justify="right" if col in ("value", "items", "errors") else "left")
     for name, r in outcome.results["tasks"].items():
         metrics = r["metrics"] or {"submission": r["submission_file"]}
         for i, (metric, value) in enumerate(metrics.items()):
             shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-            table.add_row(name if i == 0 else "", metric, shown,
-                          str(r["counts"]["items"]) if i == 0 else "",
-                          str(r["counts"]["errors"]) if i == 0 else "")
+            table.add_row(
+                name if i == 0 else "",
+                metric,
+                shown,
+                str(r["counts"]["items"]) if i == 0 else "",
+                str(r["counts"]["errors"]) if i == 0 else "",
+            )
     out.print(table)
     out.print(f"results: {outcome.results_json}")
+
+
+@app.command()
+def rescore(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with results.json.")],
+    data_dir: Annotated[
+        str | None, typer.Option(help="Data root (default: the one the run used).")
+    ] = None,
+) -> None:
+    """Score a run's saved outputs again with the current code: no model, no GPU."""
+    from .app import rescore as rescore_app
+
+    _print_results(rescore_app(run_dir, data_dir))
+
+
+@app.command()
+def leaderboard(
+    results: Annotated[list[Path], typer.Argument(help="results.json files or run directories.")],
+) -> None:
+    """A markdown table: one row per run, each task's headline metric."""
+    import json
+
+    from .results.tables import leaderboard as make_table
+
+    runs = []
+    for p in results:
+        path = p / "results.json" if p.is_dir() else p
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}: unreadable results file ({exc})") from None
+    print(make_table(runs))
 
 
 @app.command("tasks")
@@ -181,8 +255,13 @@ def data_check(
         table.add_column(col)
     for r in rows:
         style = {"ok": "green", "partial": "yellow"}.get(r.status, "red")
-        table.add_row(r.task, f"[{style}]{r.status}[/]", str(r.items if r.items is not None
-                      else "-"), str(r.expected or "-"), r.detail)
+        table.add_row(
+            r.task,
+            f"[{style}]{r.status}[/]",
+            str(r.items if r.items is not None else "-"),
+            str(r.expected or "-"),
+            r.detail,
+        )
     out.print(table)
     if any(r.status == "missing" for r in rows):
         raise typer.Exit(1)

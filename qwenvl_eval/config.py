@@ -37,8 +37,9 @@ class RunConfig:
         return d
 
 
-def output_affecting(config: RunConfig, model_revision: str | None, model_path: str,
-                     dtype: str, device: str) -> dict[str, Any]:
+def output_affecting(
+    config: RunConfig, model_revision: str | None, model_path: str, dtype: str, device: str
+) -> dict[str, Any]:
     """The settings that change answers. Batch size and limit do not (the runner is
     batch-invariant; a larger limit only adds items), so a run may resume with other values."""
     return {

@@ -109,8 +109,9 @@ def _answer(runner: Runner, requests: Sequence[Request]) -> Iterator[Response]:
         yield from runner.score_options(score)
 
 
-def score_item(run: TaskRun, request: Request, response: Response, family: FamilyInfo
-               ) -> ItemResult:
+def score_item(
+    run: TaskRun, request: Request, response: Response, family: FamilyInfo
+) -> ItemResult:
     """Turn one response into one stored item. A scoring failure is recorded on the item
     (with zero scores), never raised: one bad item must not lose the run."""
     doc = run.by_id[response.id]
@@ -126,6 +127,8 @@ def score_item(run: TaskRun, request: Request, response: Response, family: Famil
     extra = dict(scored.extra)
     if response.meta:
         extra["meta"] = response.meta
+    if response.options is not None:
+        extra["options"] = [asdict(o) for o in response.options]
     return ItemResult(
         id=response.id,
         prompt_hash=request.fingerprint(),
@@ -149,7 +152,8 @@ def evaluate_task(
     requests_by_id = {r.id: r for r in run.requests}
     # Resume only answers to the very same request (prompt, images, generation settings).
     reused = {
-        i: item for i, item in done.items()
+        i: item
+        for i, item in done.items()
         if i in requests_by_id and item.prompt_hash == requests_by_id[i].fingerprint()
     }
     todo = [r for r in run.requests if r.id not in reused]
@@ -167,8 +171,9 @@ def evaluate_task(
     return summarise(run, items, store, resumed=len(reused))
 
 
-def summarise(run: TaskRun, items: list[ItemResult], store: PredictionStore, *, resumed: int
-              ) -> TaskResult:
+def summarise(
+    run: TaskRun, items: list[ItemResult], store: PredictionStore, *, resumed: int
+) -> TaskResult:
     task = run.task
     submission = task.submission(items, run.by_id)
     submission_file = None
@@ -178,8 +183,11 @@ def summarise(run: TaskRun, items: list[ItemResult], store: PredictionStore, *, 
     else:
         metrics = task.aggregate(items, run.by_id)
     errors = sum(1 for it in items if it.error)
-    gen = run.requests[0].generation if run.requests and isinstance(
-        run.requests[0], GenerateRequest) else None
+    gen = (
+        run.requests[0].generation
+        if run.requests and isinstance(run.requests[0], GenerateRequest)
+        else None
+    )
     return TaskResult(
         task=task.name,
         metrics=metrics,
@@ -199,3 +207,38 @@ def evaluate(
 ) -> list[TaskResult]:
     progress = progress or NullProgress()
     return [evaluate_task(run, runner, store, progress) for run in runs]
+
+
+def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> TaskResult:
+    """Score saved outputs again with the current task code: no model, no GPU. Items whose
+    request changed since they were answered are refused, not silently mixed."""
+    saved = store.load(run.task.name)
+    requests_by_id = {r.id: r for r in run.requests}
+    missing = [d.id for d in run.docs if d.id not in saved]
+    if missing:
+        raise UserError(
+            f"{store.predictions_path(run.task.name)}: no saved answer for "
+            f"{len(missing)} item(s), e.g. {missing[0]!r}; run the model first"
+        )
+    items = []
+    for doc in run.docs:
+        old = saved[doc.id]
+        request = requests_by_id[doc.id]
+        if old.prompt_hash != request.fingerprint():
+            raise UserError(
+                f"{store.predictions_path(run.task.name)}, item {doc.id}: saved for another "
+                f"prompt or generation setting (prompt_hash {old.prompt_hash})"
+            )
+        meta = dict(old.extra.get("meta") or {})
+        response = Response(id=doc.id, text=old.output, meta=meta, error=old.error)
+        if old.error is None and old.output is None and "options" in old.extra:
+            response = Response(id=doc.id, options=_options_from(old.extra["options"]), meta=meta)
+        items.append(score_item(run, request, response, family))
+    store.finalize(run.task.name, items)
+    return summarise(run, items, store, resumed=len(items))
+
+
+def _options_from(rows: list[dict[str, Any]]):
+    from .types import OptionScore
+
+    return tuple(OptionScore(**r) for r in rows)

@@ -12,7 +12,7 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Image:
     image: ImageRef
 
 
-Part = Union[Text, Image]
+Part = Text | Image
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class ScoreRequest:
         return _hash(["score", self.style, self.system, _parts_key(self.parts), self.options])
 
 
-Request = Union[GenerateRequest, ScoreRequest]
+Request = GenerateRequest | ScoreRequest
 
 
 @dataclass(frozen=True)

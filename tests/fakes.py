@@ -87,14 +87,17 @@ class ToySource:
         path = root / self.subdir / "items.json"
         docs = []
         for row in read_json(path):
-            img = safe_join(root / self.subdir, row["image"], source=path, item=row["id"],
-                            field="image")
+            img = safe_join(
+                root / self.subdir, row["image"], source=path, item=row["id"], field="image"
+            )
             require_image(img, source=path, item=row["id"], field="image")
-            docs.append(Document(
-                id=str(row["id"]),
-                images=(ImageRef(key=row["image"], path=img),),
-                fields={"question": row["question"], "answer": row["answer"]},
-            ))
+            docs.append(
+                Document(
+                    id=str(row["id"]),
+                    images=(ImageRef(key=row["image"], path=img),),
+                    fields={"question": row["question"], "answer": row["answer"]},
+                )
+            )
         return docs
 
 
@@ -122,7 +125,13 @@ def write_toy_data(root: Path, n: int = 6) -> Path:
     rows = []
     for i in range(n):
         Image.new("RGB", (8 + i, 8), (i * 30, 0, 0)).save(folder / "img" / f"{i}.png")
-        rows.append({"id": f"q{i}", "image": f"img/{i}.png", "question": f"what {i}?",
-                     "answer": f"what {i}?" if i % 2 == 0 else "no"})
+        rows.append(
+            {
+                "id": f"q{i}",
+                "image": f"img/{i}.png",
+                "question": f"what {i}?",
+                "answer": f"what {i}?" if i % 2 == 0 else "no",
+            }
+        )
     (folder / "items.json").write_text(json.dumps(rows))
     return root

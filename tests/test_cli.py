@@ -46,33 +46,38 @@ def toy_root(tmp_path):
 
 
 def test_unknown_model(capsys, toy_task, toy_root):
-    code, _, err = run_cli(["run", "--model", "tiny-qwen2vl", "--tasks", "toy",
-                            "--data-dir", toy_root], capsys)
+    code, _, err = run_cli(
+        ["run", "--model", "tiny-qwen2vl", "--tasks", "toy", "--data-dir", toy_root], capsys
+    )
     assert_one_line_error(code, err, "unknown model 'tiny-qwen2vl'", "tiny-qwen2-vl")
 
 
 def test_model_folder_without_config(capsys, toy_task, tmp_path, toy_root):
-    code, _, err = run_cli(["run", "--model", str(tmp_path), "--tasks", "toy",
-                            "--data-dir", toy_root], capsys)
+    code, _, err = run_cli(
+        ["run", "--model", str(tmp_path), "--tasks", "toy", "--data-dir", toy_root], capsys
+    )
     assert_one_line_error(code, err, str(tmp_path / "config.json"), "not found")
 
 
 def test_hub_model_not_in_local_cache(capsys, toy_task, tmp_path, monkeypatch, toy_root):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    code, _, err = run_cli(["run", "--model", "qwen2-vl-2b", "--tasks", "toy",
-                            "--data-dir", toy_root], capsys)
+    code, _, err = run_cli(
+        ["run", "--model", "qwen2-vl-2b", "--tasks", "toy", "--data-dir", toy_root], capsys
+    )
     assert_one_line_error(code, err, "Qwen/Qwen2-VL-2B-Instruct", "local Hugging Face cache")
 
 
 def test_missing_data_dir(capsys, toy_task, tmp_path):
     missing = tmp_path / "nope"
-    code, _, err = run_cli(["run", "--model", "tiny-qwen2-vl", "--tasks", "toy",
-                            "--data-dir", str(missing)], capsys)
+    code, _, err = run_cli(
+        ["run", "--model", "tiny-qwen2-vl", "--tasks", "toy", "--data-dir", str(missing)], capsys
+    )
     assert_one_line_error(code, err, str(missing), "data directory not found")
 
 
-def test_no_data_dir_and_no_default_never_falls_back_to_builtin(capsys, toy_task, tmp_path,
-                                                               monkeypatch):
+def test_no_data_dir_and_no_default_never_falls_back_to_builtin(
+    capsys, toy_task, tmp_path, monkeypatch
+):
     monkeypatch.setenv("QWENVL_EVAL_DATA", str(tmp_path / "absent"))
     code, _, err = run_cli(["run", "--model", "tiny-qwen2-vl", "--tasks", "toy"], capsys)
     assert_one_line_error(code, err, str(tmp_path / "absent"), "--data-dir builtin")
@@ -83,14 +88,17 @@ def test_unreadable_annotation_file(capsys, toy_task, tmp_path):
 
     root = write_toy_data(tmp_path / "data")
     (root / "toy" / "items.json").write_text("{not json")
-    code, _, err = run_cli(["run", "--model", "tiny-qwen2-vl", "--tasks", "toy",
-                            "--data-dir", str(root)], capsys)
+    code, _, err = run_cli(
+        ["run", "--model", "tiny-qwen2-vl", "--tasks", "toy", "--data-dir", str(root)], capsys
+    )
     assert_one_line_error(code, err, "items.json", "unreadable JSON")
 
 
 def test_bad_gen_kwargs(capsys, toy_task):
-    code, _, err = run_cli(["run", "--model", "tiny-qwen2-vl", "--tasks", "toy",
-                            "--gen-kwargs", "max_new_tokens"], capsys)
+    code, _, err = run_cli(
+        ["run", "--model", "tiny-qwen2-vl", "--tasks", "toy", "--gen-kwargs", "max_new_tokens"],
+        capsys,
+    )
     assert_one_line_error(code, err, "--gen-kwargs", "key=value")
 
 
@@ -103,6 +111,7 @@ def test_models_lists_presets(capsys):
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["data", "check", "--help"]])
 def test_module_entry_point_has_help(argv):
-    proc = subprocess.run([sys.executable, "-m", "qwenvl_eval", *argv], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qwenvl_eval", *argv], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "Usage" in proc.stdout

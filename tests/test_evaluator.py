@@ -5,7 +5,7 @@ import json
 import pytest
 
 from qwenvl_eval.evaluator import evaluate, prepare_task
-from qwenvl_eval.model.families import QWEN_VL, QWEN2_VL
+from qwenvl_eval.model.families import QWEN2_VL, QWEN_VL
 from qwenvl_eval.results.store import PredictionStore
 from qwenvl_eval.tasks.prompts import render_raw
 from tests.fakes import FakeRunner, write_toy_data
@@ -46,8 +46,10 @@ def test_one_failed_item_keeps_the_rest(toy_task, data_root, tmp_path):
     (result,) = evaluate([run], FakeRunner(fail={"q2"}), store)
     assert result.counts["errors"] == 1 and result.counts["items"] == 6
     assert result.metrics == {"exact": 100.0 * 2 / 6}  # q0, q4 right; q2 failed scores 0
-    lines = {json.loads(x)["id"]: json.loads(x) for x in
-             store.predictions_path("toy").read_text().splitlines()}
+    lines = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in store.predictions_path("toy").read_text().splitlines()
+    }
     assert lines["q2"]["error"] == "image could not be decoded"
 
 
@@ -86,10 +88,10 @@ def test_killed_run_resumes_without_recomputing(toy_task, data_root, tmp_path):
 
 def test_changed_prompt_is_not_reused(toy_task, data_root, tmp_path):
     store_dir = tmp_path / "run"
-    evaluate([prepare_task("toy", data_root, QWEN2_VL.info)], FakeRunner(),
-             PredictionStore(store_dir))
-    changed = prepare_task("toy", data_root, QWEN2_VL.info,
-                           gen_overrides={"max_new_tokens": 7})
+    evaluate(
+        [prepare_task("toy", data_root, QWEN2_VL.info)], FakeRunner(), PredictionStore(store_dir)
+    )
+    changed = prepare_task("toy", data_root, QWEN2_VL.info, gen_overrides={"max_new_tokens": 7})
     assert changed.prompt_hash != prepare_task("toy", data_root, QWEN2_VL.info).prompt_hash
     runner = FakeRunner()
     (result,) = evaluate([changed], runner, PredictionStore(store_dir))

@@ -38,14 +38,16 @@ def test_entry_point_plugin_registers_a_task(tmp_path, monkeypatch):
     """A third-party package announces its tasks in the `qwenvl_eval.tasks` entry-point group."""
     pkg = tmp_path / "qe_plugin_demo"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         from qwenvl_eval.registry import register_task
         from tests.fakes import ToyTask
 
         @register_task("plugin_toy", group=("plugin-group",))
         class PluginToy(ToyTask):
             pass
-    """))
+    """)
+    )
     dist = tmp_path / "qe_plugin_demo-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: qe-plugin-demo\nVersion: 0.1\n")

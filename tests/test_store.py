@@ -10,8 +10,9 @@ from qwenvl_eval.types import ItemResult
 
 
 def item(i: int) -> ItemResult:
-    return ItemResult(id=f"q{i}", prompt_hash="h", output=f"out {i}", answer=f"a{i}",
-                      score={"acc": float(i % 2)})
+    return ItemResult(
+        id=f"q{i}", prompt_hash="h", output=f"out {i}", answer=f"a{i}", score={"acc": float(i % 2)}
+    )
 
 
 def test_append_is_readable_before_close(tmp_path):
@@ -41,8 +42,13 @@ def test_finalize_rewrites_in_given_order(tmp_path):
     store.finalize("t", [item(1), item(2), item(3)])
     lines = store.predictions_path("t").read_text().splitlines()
     assert [json.loads(x)["id"] for x in lines] == ["q1", "q2", "q3"]
-    assert json.loads(lines[0]) == {"id": "q1", "prompt_hash": "h", "output": "out 1",
-                                    "answer": "a1", "score": {"acc": 1.0}}
+    assert json.loads(lines[0]) == {
+        "id": "q1",
+        "prompt_hash": "h",
+        "output": "out 1",
+        "answer": "a1",
+        "score": {"acc": 1.0},
+    }
 
 
 def test_run_dir_of_another_model_is_refused(tmp_path):
@@ -55,7 +61,8 @@ def test_run_dir_of_another_model_is_refused(tmp_path):
 
 
 def test_task_names_become_safe_file_names(tmp_path):
-    assert PredictionStore(tmp_path).predictions_path("refcoco+_val").name == \
-        "refcoco+_val.predictions.jsonl"
-    assert PredictionStore(tmp_path).predictions_path("a/../b").name == \
-        "a_.._b.predictions.jsonl"
+    assert (
+        PredictionStore(tmp_path).predictions_path("refcoco+_val").name
+        == "refcoco+_val.predictions.jsonl"
+    )
+    assert PredictionStore(tmp_path).predictions_path("a/../b").name == "a_.._b.predictions.jsonl"

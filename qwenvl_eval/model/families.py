@@ -78,6 +78,4 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise UserError(
-            f"unknown model family {name!r} (known: {', '.join(FAMILIES)})"
-        ) from None
+        raise UserError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})") from None

@@ -30,17 +30,37 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset("tiny-qwen2-vl", "qwen2-vl", tiny="qwenvl_eval.model.tiny:build_qwen2_vl",
-               description="tiny random-weight Qwen2-VL built locally (tests, demo)"),
-        Preset("tiny-qwen2.5-vl", "qwen2.5-vl", tiny="qwenvl_eval.model.tiny:build_qwen2_5_vl",
-               description="tiny random-weight Qwen2.5-VL built locally"),
-        Preset("tiny-qwen3-vl", "qwen3-vl", tiny="qwenvl_eval.model.tiny:build_qwen3_vl",
-               description="tiny random-weight Qwen3-VL built locally"),
-        Preset("tiny-qwen-vl", "qwen-vl", tiny="qwenvl_eval.model.qwen_vl.tiny:build_tiny",
-               description="tiny random-weight Qwen-VL (v1), official layout"),
+        Preset(
+            "tiny-qwen2-vl",
+            "qwen2-vl",
+            tiny="qwenvl_eval.model.tiny:build_qwen2_vl",
+            description="tiny random-weight Qwen2-VL built locally (tests, demo)",
+        ),
+        Preset(
+            "tiny-qwen2.5-vl",
+            "qwen2.5-vl",
+            tiny="qwenvl_eval.model.tiny:build_qwen2_5_vl",
+            description="tiny random-weight Qwen2.5-VL built locally",
+        ),
+        Preset(
+            "tiny-qwen3-vl",
+            "qwen3-vl",
+            tiny="qwenvl_eval.model.tiny:build_qwen3_vl",
+            description="tiny random-weight Qwen3-VL built locally",
+        ),
+        Preset(
+            "tiny-qwen-vl",
+            "qwen-vl",
+            tiny="qwenvl_eval.model.qwen_vl.tiny:build_tiny",
+            description="tiny random-weight Qwen-VL (v1), official layout",
+        ),
         Preset("qwen-vl", "qwen-vl", hub_id="Qwen/Qwen-VL", description="Qwen-VL (paper)"),
-        Preset("qwen-vl-chat", "qwen-vl-chat", hub_id="Qwen/Qwen-VL-Chat",
-               description="Qwen-VL-Chat (paper)"),
+        Preset(
+            "qwen-vl-chat",
+            "qwen-vl-chat",
+            hub_id="Qwen/Qwen-VL-Chat",
+            description="Qwen-VL-Chat (paper)",
+        ),
         Preset("qwen2-vl-2b", "qwen2-vl", hub_id="Qwen/Qwen2-VL-2B-Instruct"),
         Preset("qwen2-vl-7b", "qwen2-vl", hub_id="Qwen/Qwen2-VL-7B-Instruct"),
         Preset("qwen2.5-vl-3b", "qwen2.5-vl", hub_id="Qwen/Qwen2.5-VL-3B-Instruct"),

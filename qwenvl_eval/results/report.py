@@ -31,9 +31,7 @@ def build_results(
         "environment": environment,
         "seeds": {"seed": config.get("seed")},
         "throughput": runner_stats,
-        "tasks": {
-            t.task: asdict(t) | {"headline": headlines.get(t.task)} for t in tasks
-        },
+        "tasks": {t.task: asdict(t) | {"headline": headlines.get(t.task)} for t in tasks},
     }
 
 

@@ -42,8 +42,11 @@ class PredictionStore:
             except (OSError, json.JSONDecodeError) as exc:
                 raise UserError(f"{path}: unreadable run file ({exc})") from None
             if existing != fingerprint:
-                diff = sorted(k for k in set(existing) | set(fingerprint)
-                              if existing.get(k) != fingerprint.get(k))
+                diff = sorted(
+                    k
+                    for k in set(existing) | set(fingerprint)
+                    if existing.get(k) != fingerprint.get(k)
+                )
                 raise UserError(
                     f"{path}: this run directory was made by a different model or config "
                     f"(differs in: {', '.join(diff)}); use another --output-dir or --no-resume"

@@ -18,15 +18,16 @@ def run_table(results: dict[str, Any]) -> str:
         counts = r["counts"]
         metrics = r["metrics"] or {"submission": r.get("submission_file") or "-"}
         for i, (name, value) in enumerate(metrics.items()):
-            rows.append([
-                task if i == 0 else "",
-                name,
-                _fmt(value),
-                counts.get("items", 0) if i == 0 else "",
-                counts.get("errors", 0) if i == 0 else "",
-            ])
-    return tabulate(rows, headers=["task", "metric", "value", "items", "errors"],
-                    tablefmt="github")
+            rows.append(
+                [
+                    task if i == 0 else "",
+                    name,
+                    _fmt(value),
+                    counts.get("items", 0) if i == 0 else "",
+                    counts.get("errors", 0) if i == 0 else "",
+                ]
+            )
+    return tabulate(rows, headers=["task", "metric", "value", "items", "errors"], tablefmt="github", disable_numparse=True)
 
 
 def leaderboard(runs: list[dict[str, Any]]) -> str:
@@ -42,4 +43,4 @@ def leaderboard(runs: list[dict[str, Any]]) -> str:
             head = r.get("headline") if r else None
             row.append(_fmt(r["metrics"][head]) if r and head in r["metrics"] else "-")
         rows.append(row)
-    return tabulate(rows, headers=["model", *tasks], tablefmt="github")
+    return tabulate(rows, headers=["model", *tasks], tablefmt="github", disable_numparse=True)

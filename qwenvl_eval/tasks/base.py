@@ -16,8 +16,8 @@ from ..errors import UserError
 from ..types import (
     Document,
     FamilyInfo,
-    Generation,
     GenerateRequest,
+    Generation,
     ItemResult,
     Request,
     Response,

@@ -21,8 +21,9 @@ def _format(template: str, fields: dict[str, Any], doc_id: str) -> str:
     names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     missing = sorted(n for n in names if n not in fields)
     if missing:
-        raise DataError("<prompt>", "the prompt needs a field the item lacks", item=doc_id,
-                        field=missing[0])
+        raise DataError(
+            "<prompt>", "the prompt needs a field the item lacks", item=doc_id, field=missing[0]
+        )
     return template.format(**{n: fields[n] for n in names})
 
 
@@ -38,8 +39,13 @@ class Raw:
         images = doc.images if images is None else images
         chunks = self.template.split(IMAGE_SLOT)
         if len(chunks) - 1 > len(images):
-            raise DataError("<prompt>", f"the prompt has {len(chunks) - 1} image slot(s) but "
-                            f"the item has {len(images)} image(s)", item=doc.id, field="image")
+            raise DataError(
+                "<prompt>",
+                f"the prompt has {len(chunks) - 1} image slot(s) but "
+                f"the item has {len(images)} image(s)",
+                item=doc.id,
+                field="image",
+            )
         out: list[Part] = []
         for i, chunk in enumerate(chunks):
             if i > 0:
@@ -74,6 +80,4 @@ Prompt = Raw | Chat
 
 def render_raw(parts: tuple[Part, ...] | list[Part]) -> str:
     """The exact text the Qwen-VL tokenizer sees for a raw prompt: images as `<img>KEY</img>`."""
-    return "".join(
-        p.text if isinstance(p, Text) else f"<img>{p.image.key}</img>" for p in parts
-    )
+    return "".join(p.text if isinstance(p, Text) else f"<img>{p.image.key}</img>" for p in parts)

@@ -33,8 +33,9 @@ def check_task(name: str, root) -> CheckRow:
         return CheckRow(name, "error", None, expected, str(exc))
     n = len(docs)
     if expected is not None and n != expected:
-        return CheckRow(name, "partial", n, expected,
-                        f"{n} of {expected} items of the official split")
+        return CheckRow(
+            name, "partial", n, expected, f"{n} of {expected} items of the official split"
+        )
     return CheckRow(name, "ok", n, expected, str(root / source.subdir))
 
 

@@ -15,8 +15,12 @@ from ...types import ImageRef
 def parquet_files(folder: Path, split: str) -> list[Path]:
     """The parquet shards of `split` in the usual layouts: `data/{split}-*.parquet`,
     `{split}-*.parquet`, `{split}/*.parquet`."""
-    patterns = [f"data/{split}-*.parquet", f"{split}-*.parquet", f"{split}/*.parquet",
-                f"data/{split}/*.parquet"]
+    patterns = [
+        f"data/{split}-*.parquet",
+        f"{split}-*.parquet",
+        f"{split}/*.parquet",
+        f"data/{split}/*.parquet",
+    ]
     for pattern in patterns:
         files = sorted(folder.glob(pattern))
         if files:
@@ -29,8 +33,10 @@ def read_parquet_split(folder: Path, split: str) -> list[dict[str, Any]]:
 
     files = parquet_files(folder, split)
     if not files:
-        raise DataError(folder, f"no parquet files for split {split!r} "
-                        f"(expected {folder}/data/{split}-*.parquet)")
+        raise DataError(
+            folder,
+            f"no parquet files for split {split!r} (expected {folder}/data/{split}-*.parquet)",
+        )
     rows: list[dict[str, Any]] = []
     for f in files:
         try:

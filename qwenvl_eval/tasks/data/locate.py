@@ -51,9 +51,7 @@ def safe_join(root: Path, rel: str, *, source: Path | str, item: str, field: str
     candidate = (root / rel).resolve()
     base = root.resolve()
     if candidate != base and base not in candidate.parents:
-        raise DataError(
-            source, f"path {rel!r} leaves the data root {base}", item=item, field=field
-        )
+        raise DataError(source, f"path {rel!r} leaves the data root {base}", item=item, field=field)
     return candidate
 
 
