@@ -27,7 +27,12 @@ def run_table(results: dict[str, Any]) -> str:
                     counts.get("errors", 0) if i == 0 else "",
                 ]
             )
-    return tabulate(rows, headers=["task", "metric", "value", "items", "errors"], tablefmt="github", disable_numparse=True)
+    return tabulate(
+        rows,
+        headers=["task", "metric", "value", "items", "errors"],
+        tablefmt="github",
+        disable_numparse=True,
+    )
 
 
 def leaderboard(runs: list[dict[str, Any]]) -> str:
