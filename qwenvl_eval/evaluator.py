@@ -167,8 +167,9 @@ def evaluate_task(
     progress.finish(name)
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
-    store.finalize(name, items)
-    return summarise(run, items, store, resumed=len(reused))
+    result = summarise(run, items, store, resumed=len(reused))
+    store.finalize(name, items)  # after aggregate: corpus metrics may add per-item scores
+    return result
 
 
 def summarise(
@@ -234,8 +235,9 @@ def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> Ta
         if old.error is None and old.output is None and "options" in old.extra:
             response = Response(id=doc.id, options=_options_from(old.extra["options"]), meta=meta)
         items.append(score_item(run, request, response, family))
+    result = summarise(run, items, store, resumed=len(items))
     store.finalize(run.task.name, items)
-    return summarise(run, items, store, resumed=len(items))
+    return result
 
 
 def _options_from(rows: list[dict[str, Any]]):
