@@ -7,6 +7,14 @@ import os
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # One torch thread per test process: `pytest -n 2` on 2 cores would otherwise run four
+    # threads on two cores and slow every test down.
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Tiny models and the default data dir go to a per-session folder, never ~/.cache.
