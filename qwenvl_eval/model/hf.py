@@ -28,6 +28,7 @@ from ..errors import UserError
 from ..types import GenerateRequest, Generation, OptionScore, Request
 from . import preprocess as pp
 from .base import RunnerOptions
+from .devices import resolve_device, resolve_dtype
 from .presets import ResolvedModel
 from .runner import BatchedRunner, GenOutput, Prepared
 
@@ -38,16 +39,6 @@ _MODEL_CLASSES = {
     "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
     "qwen3_vl": "Qwen3VLForConditionalGeneration",
 }
-_DTYPES = {
-    "bf16": "bfloat16",
-    "bfloat16": "bfloat16",
-    "fp16": "float16",
-    "float16": "float16",
-    "half": "float16",
-    "fp32": "float32",
-    "float32": "float32",
-    "float": "float32",
-}
 
 
 @dataclass
@@ -57,27 +48,6 @@ class _Inputs:
     pixel_values: Any  # torch.Tensor (patches, dim) or None
     grid: Any  # torch.Tensor (images, 3) or None
     options: list[list[int]] | None = None
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name in ("auto", "", None):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
-def resolve_dtype(name: str, device: str):
-    import torch
-
-    if name in ("auto", "", None):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        return getattr(torch, _DTYPES[name.lower()])
-    except KeyError:
-        raise UserError(f"unknown dtype {name!r} (use auto, bf16, fp16 or fp32)") from None
 
 
 def _chat_template(path: Path, tokenizer) -> str:
@@ -125,7 +95,7 @@ class HFRunner(BatchedRunner):
         cls = getattr(transformers, cls_name) if cls_name else auto
         self.attn_implementation = options.attn_implementation or (
             "flash_attention_2"
-            if self.device.startswith("cuda") and importlib.util.find_spec("flash_attn")
+            if self.device.type == "cuda" and importlib.util.find_spec("flash_attn")
             else "sdpa"
         )
         self.random_weights = bool(options.extra.get("random_weights"))
@@ -371,7 +341,7 @@ class HFRunner(BatchedRunner):
             "model_type": self.model_type,
             "model_class": type(self.model).__name__,
             "dtype": str(self.dtype).replace("torch.", ""),
-            "device": self.device,
+            "device": str(self.device),
             "attn_implementation": self.attn_implementation,
             "compile": bool(self.options.compile),
             "random_weights": self.random_weights,

@@ -23,6 +23,7 @@ from ...errors import UserError
 from ...tasks.prompts import render_raw
 from ...types import GenerateRequest, Generation, Image, OptionScore, Request, Response, Text
 from ..base import RunnerOptions
+from ..devices import resolve_device, resolve_dtype
 from ..preprocess import cut_at_stops, images_of
 from ..presets import ResolvedModel
 from ..runner import BatchedRunner, GenOutput, Prepared
@@ -31,38 +32,6 @@ from .decoding import greedy_generate, score_continuations
 from .modeling import PromptInputs
 from .tokenizer import QwenVLTokenizer
 from .vision import resize_image
-
-_DTYPES = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "float": torch.float32,
-}
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but CUDA is not available")
-    return device
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        return _DTYPES[name.lower()]
-    except KeyError:
-        raise UserError(f"unknown dtype {name!r} (use auto, bf16, fp16 or fp32)") from None
 
 
 def chat_query(parts: Sequence) -> str:
@@ -81,8 +50,8 @@ class QwenVLRunner(BatchedRunner):
     def __init__(self, model: ResolvedModel, options: RunnerOptions) -> None:
         super().__init__(model.family, options)
         self.resolved = model
-        self.device = pick_device(options.device)
-        self.dtype = pick_dtype(options.dtype, self.device)
+        self.device = resolve_device(options.device)
+        self.dtype = resolve_dtype(options.dtype, self.device)
         self.tokenizer = QwenVLTokenizer(model.path / "qwen.tiktoken")
         self.model = load_model(model.path, self.dtype, self.device)
         cfg = self.model.config
