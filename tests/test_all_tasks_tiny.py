@@ -34,7 +34,7 @@ def run_task(preset: str, name: str, tmp_path):
 
 def check(run, result, tmp_path) -> None:
     assert result.counts["items"] == LIMIT
-    assert result.counts["errors"] == 0, (tmp_path / f"{run.task.name}.predictions.jsonl")
+    assert result.counts["errors"] == 0, tmp_path / f"{run.task.name}.predictions.jsonl"
     if result.submission_file:
         assert (tmp_path / result.submission_file).exists()
         assert result.metrics == {}
