@@ -29,7 +29,7 @@ from ..types import GenerateRequest, Generation, OptionScore, Request
 from . import preprocess as pp
 from .base import RunnerOptions
 from .devices import resolve_device, resolve_dtype
-from .presets import ResolvedModel
+from .presets import ResolvedModel, quiet_progress_bars
 from .runner import BatchedRunner, GenOutput, Prepared
 
 log = logging.getLogger(__name__)
@@ -108,13 +108,14 @@ class HFRunner(BatchedRunner):
                 )
         else:
             try:
-                self.model = cls.from_pretrained(
-                    path,
-                    dtype=self.dtype,
-                    attn_implementation=self.attn_implementation,
-                    local_files_only=True,
-                    trust_remote_code=trust,
-                )
+                with quiet_progress_bars():  # ours is the progress bar the user watches
+                    self.model = cls.from_pretrained(
+                        path,
+                        dtype=self.dtype,
+                        attn_implementation=self.attn_implementation,
+                        local_files_only=True,
+                        trust_remote_code=trust,
+                    )
             except OSError as exc:  # missing or unreadable weight files
                 raise UserError(f"{path}: cannot load the model weights ({exc})") from None
         self.model.to(self.device).eval()

@@ -101,7 +101,7 @@ def build_tiny(preset: Preset) -> tuple[Path, str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{preset.name}-", dir=dest.parent))
         try:
-            with _quiet_progress_bars():
+            with quiet_progress_bars():
                 fn(tmp)
             try:
                 tmp.rename(dest)
@@ -114,8 +114,8 @@ def build_tiny(preset: Preset) -> tuple[Path, str]:
 
 
 @contextlib.contextmanager
-def _quiet_progress_bars() -> Iterator[None]:
-    """Saving a checkpoint draws a progress bar; building a tiny model should print nothing."""
+def quiet_progress_bars() -> Iterator[None]:
+    """transformers draws progress bars when it saves or loads a checkpoint; ours is enough."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
@@ -139,7 +139,9 @@ def family_of(spec: str, family: str | None = None) -> Family:
     return resolve_model(spec).family
 
 
-def _family_of_folder(path: Path) -> Family:
+def _family_of_folder(path: Path, name: str | None = None) -> Family:
+    """The family from config.json's model_type; `name` (a Hub id or folder name) tells
+    Qwen-VL-Chat from Qwen-VL, which share one model_type."""
     cfg_path = path / "config.json"
     try:
         cfg = json.loads(cfg_path.read_text())
@@ -154,7 +156,7 @@ def _family_of_folder(path: Path) -> Family:
             f"(expected one of {', '.join(MODEL_TYPES)})"
         )
     family = MODEL_TYPES[model_type]
-    if family.name == "qwen-vl" and "chat" in path.name.lower():
+    if family.name == "qwen-vl" and "chat" in (name or path.name).lower():
         family = get_family("qwen-vl-chat")
     return family
 
@@ -190,7 +192,8 @@ def resolve_model(spec: str, family: str | None = None) -> ResolvedModel:
         return ResolvedModel(spec, built, fam, revision, preset.name)
     if "/" in spec and not spec.startswith((".", "/", "~")):
         built, revision = _from_hf_cache(spec)
-        return ResolvedModel(spec, built, fam_override or _family_of_folder(built), revision, None)
+        fam = fam_override or _family_of_folder(built, spec)
+        return ResolvedModel(spec, built, fam, revision, None)
     close = difflib.get_close_matches(spec, list(PRESETS), n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UserError(
