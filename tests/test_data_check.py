@@ -25,3 +25,13 @@ def test_missing_files_are_named_with_their_exact_path(tmp_path):
     (row,) = check_tasks(["vqav2"], str(tmp_path))
     assert row.status == "missing"
     assert str(victim) in row.detail
+
+
+def test_fewshot_check_names_the_missing_train_split(tmp_path):
+    shutil.copytree(builtin_root() / "okvqa", tmp_path / "okvqa")
+    train_q = tmp_path / "okvqa" / "OpenEnded_mscoco_train2014_questions.json"
+    train_q.unlink()
+    (zero_shot,) = check_tasks(["okvqa"], str(tmp_path))
+    (four_shot,) = check_tasks(["okvqa_4shot"], str(tmp_path))
+    assert zero_shot.status == "partial"  # the mini set: 32 of the 5046 val questions
+    assert four_shot.status == "missing" and str(train_q) in four_shot.detail

@@ -86,6 +86,10 @@ class Task:
     def load(self, root: Path) -> list[Document]:
         return self.dataset.load(root)
 
+    def expected(self, root: Path) -> list[Path]:
+        """Every file the task reads, for `qwenvl-eval data check`."""
+        return self.dataset.expected(root)
+
     def request(
         self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
     ) -> Request:

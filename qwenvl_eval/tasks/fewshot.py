@@ -89,6 +89,9 @@ def make_fewshot(
             self._pool = [(d, answer_of(d)) for d in pool]
             return docs
 
+        def expected(self, root: Path) -> list[Path]:
+            return super().expected(root) + self.train_source.expected(root)
+
         def request(
             self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
         ) -> GenerateRequest:

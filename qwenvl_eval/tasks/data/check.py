@@ -22,7 +22,7 @@ def check_task(name: str, root) -> CheckRow:
     task = registry.get_task(name)
     source = task.dataset
     expected = getattr(source, "split_size", None)
-    missing = [p for p in source.expected(root) if not p.exists()]
+    missing = [p for p in task.expected(root) if not p.exists()]
     if missing:
         shown = ", ".join(str(p) for p in missing[:3])
         more = f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""
