@@ -115,3 +115,23 @@ def test_module_entry_point_has_help(argv):
         [sys.executable, "-m", "qwenvl_eval", *argv], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "Usage" in proc.stdout
+
+
+def test_tasks_lists_split_metrics_prompts_and_groups(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, _ = run_cli(["tasks"], capsys)
+    assert code == 0
+    row = next(line for line in out.splitlines() if "│ refcoco_testA " in line)
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[0] == "refcoco_testA" and cells[1] == "testA"
+    assert cells[2] == "acc@0.5, miou"
+    assert set(cells[3].split(", ")) >= {"qwen-vl", "qwen2-vl", "qwen2.5-vl", "qwen3-vl"}
+    assert "paper-table6" in cells[4]
+
+
+def test_data_check_on_builtin(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, _ = run_cli(["data", "check", "--tasks", "vqav2", "--data-dir", "builtin"], capsys)
+    assert code == 0
+    row = next(line for line in out.splitlines() if "│ vqav2 " in line)
+    assert "partial" in row and "214354" in row
