@@ -1,8 +1,8 @@
 """The native Qwen-VL (v1) backend: plugs the model into the shared batching runner.
 
 Prompt styles:
-- "raw" (the paper's protocol, for Qwen-VL and Qwen-VL-Chat alike): `render_raw(parts)`, images
-  inline as `<img>KEY</img>`; generation stops at `<|endoftext|>` only, like the official
+- "raw" (the paper's protocol, for Qwen-VL and Qwen-VL-Chat alike): `raw_prompt(family, parts)`,
+  images inline as `<img>KEY</img>`; generation stops at `<|endoftext|>` only, like the official
   evaluation scripts.
 - "chat": Qwen-VL-Chat's ChatML turn (default system "You are a helpful assistant."), each
   image written as `Picture N: <img>KEY</img>\\n` like its `from_list_format`; generation
@@ -20,11 +20,10 @@ from typing import Any
 import torch
 
 from ...errors import UserError
-from ...tasks.prompts import render_raw
 from ...types import GenerateRequest, Generation, Image, OptionScore, Request, Response, Text
 from ..base import RunnerOptions
 from ..devices import resolve_device, resolve_dtype
-from ..preprocess import cut_at_stops, images_of
+from ..preprocess import cut_at_stops, images_of, raw_prompt
 from ..presets import ResolvedModel
 from ..runner import BatchedRunner, GenOutput, Prepared
 from .checkpoint import load_model
@@ -96,7 +95,7 @@ class QwenVLRunner(BatchedRunner):
         if request.style == "chat":
             ids = tok.chat_ids(chat_query(request.parts), request.system)
         else:
-            ids = tok.encode(render_raw(request.parts))
+            ids = tok.encode(raw_prompt(self.family, request.parts))
         if not ids:
             raise ValueError("the prompt is empty")
         images = images_of(request.parts)
