@@ -57,6 +57,8 @@ class Task:
     # Metric names in the order the table shows them; the first is the headline.
     metrics: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    # The run's --seed, set by the evaluator before `load`; few-shot draws are seeded from it.
+    seed: int = 0
 
     # -- declaration lookups ------------------------------------------------------------------
     def prompt_for(self, family: FamilyInfo) -> Prompt:

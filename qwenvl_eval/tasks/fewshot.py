@@ -75,7 +75,6 @@ def make_fewshot(
     class FewShot(base):  # type: ignore[valid-type, misc]
         n_shots: ClassVar[int] = shots
         train_source: ClassVar[DataSource] = train
-        seed: int = 0
         _pool: list[tuple[Document, str]] | None = None
 
         def load(self, root: Path) -> list[Document]:
