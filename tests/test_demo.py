@@ -56,3 +56,69 @@ def test_demo_writes_results_and_reproduces_them(tmp_path):
         assert (run_dir_b / f"{task}.predictions.jsonl").read_bytes() == (
             run_dir / f"{task}.predictions.jsonl"
         ).read_bytes()
+
+
+def test_sigkilled_run_resumes_to_the_same_predictions(tmp_path):
+    """Kill the process (no clean-up code runs) while it writes; the rerun finishes the job
+    without recomputing what was saved, and ends with the uninterrupted run's predictions."""
+    import signal
+    import time
+
+    args = [
+        "run",
+        "--model",
+        "tiny-qwen2-vl",
+        "--tasks",
+        "refcoco",
+        "--data-dir",
+        "builtin",
+        "--limit",
+        "32",
+        "--batch-size",
+        "1",
+    ]
+    env = os.environ | {"COLUMNS": "200"}
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qwenvl_eval", *args, "--output-dir", str(killed_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 300
+    saved = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(killed_dir.glob("*/refcoco_val.predictions.jsonl"))
+        saved = len(files[0].read_text().splitlines()) if files else 0
+        if saved >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = killed_dir.iterdir()
+    assert not (run_dir / "results.json").exists()
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "qwenvl_eval", *args, "--output-dir", str(killed_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    counts = json.loads((run_dir / "results.json").read_text())["tasks"]["refcoco_val"]["counts"]
+    assert counts["items"] == 32 and counts["resumed"] >= 3 and counts["errors"] == 0
+
+    clean = subprocess.run(
+        [sys.executable, "-m", "qwenvl_eval", *args, "--output-dir", str(tmp_path / "clean")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert clean.returncode == 0, clean.stderr
+    (clean_dir,) = (tmp_path / "clean").iterdir()
+    assert (run_dir / "refcoco_val.predictions.jsonl").read_bytes() == (
+        clean_dir / "refcoco_val.predictions.jsonl"
+    ).read_bytes()
