@@ -117,8 +117,15 @@ def test_module_entry_point_has_help(argv):
     assert proc.returncode == 0 and "Usage" in proc.stdout
 
 
+def wide_console(monkeypatch) -> None:
+    from rich.console import Console
+
+    # A table wider than the terminal would wrap its cells across lines.
+    monkeypatch.setattr(cli, "out", Console(width=250))
+
+
 def test_tasks_lists_split_metrics_prompts_and_groups(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")
+    wide_console(monkeypatch)
     code, out, _ = run_cli(["tasks"], capsys)
     assert code == 0
     row = next(line for line in out.splitlines() if "│ refcoco_testA " in line)
@@ -130,7 +137,7 @@ def test_tasks_lists_split_metrics_prompts_and_groups(capsys, monkeypatch):
 
 
 def test_data_check_on_builtin(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")
+    wide_console(monkeypatch)
     code, out, _ = run_cli(["data", "check", "--tasks", "vqav2", "--data-dir", "builtin"], capsys)
     assert code == 0
     row = next(line for line in out.splitlines() if "│ vqav2 " in line)
