@@ -102,7 +102,8 @@ def test_bad_gen_kwargs(capsys, toy_task):
     assert_one_line_error(code, err, "--gen-kwargs", "key=value")
 
 
-def test_models_lists_presets(capsys):
+def test_models_lists_presets(capsys, monkeypatch):
+    wide_console(monkeypatch)
     code, out, _ = run_cli(["models"], capsys)
     assert code == 0
     for name in ("tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-qwen3-vl", "qwen2-vl-2b"):
