@@ -70,6 +70,11 @@ class Task:
             f"(it has: {', '.join(sorted(self.prompts))})"
         )
 
+    def doc_prompt(self, doc: Document, family: FamilyInfo) -> Prompt:
+        """The prompt for one item; a task whose items differ in form (e.g. with and without
+        an image) adapts it here."""
+        return self.prompt_for(family)
+
     def generation_for(self, family: FamilyInfo) -> Generation:
         gen = self.generation
         if isinstance(gen, dict):
@@ -95,7 +100,7 @@ class Task:
     def request(
         self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
     ) -> Request:
-        prompt = self.prompt_for(family)
+        prompt = self.doc_prompt(doc, family)
         return GenerateRequest(
             id=doc.id,
             parts=tuple(prompt.parts(doc)),
@@ -141,7 +146,7 @@ class ScoringTask(Task):
     def request(
         self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
     ) -> Request:
-        prompt = self.prompt_for(family)
+        prompt = self.doc_prompt(doc, family)
         return ScoreRequest(
             id=doc.id,
             parts=tuple(prompt.parts(doc)),

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
 
 from .. import metrics as M
 from ..registry import register_task
-from ..types import Document, FamilyInfo, Generation, ItemResult, Response, ScoreRequest
+from ..types import Document, FamilyInfo, Generation, ItemResult, Response
 from .base import Scored, ScoringTask, Task
 from .data.scienceqa import LETTERS, ScienceQAData
 from .prompts import IMAGE_SLOT, Chat, Prompt, Raw
@@ -63,18 +62,6 @@ class ScienceQAScoring(ScienceQAScores, ScoringTask):
         if not doc.images and isinstance(prompt, Raw):
             prompt = dataclasses.replace(prompt, template=prompt.template.replace(IMAGE_SLOT, ""))
         return prompt
-
-    def request(
-        self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
-    ) -> ScoreRequest:
-        prompt = self.doc_prompt(doc, family)
-        return ScoreRequest(
-            id=doc.id,
-            parts=tuple(prompt.parts(doc)),
-            options=self.options(doc),
-            style=prompt.style,
-            system=prompt.system,
-        )
 
     def score(self, doc: Document, response: Response, family: FamilyInfo) -> Scored:
         options = response.options or ()
