@@ -24,8 +24,7 @@ from ...errors import DataError
 from ...types import Document
 from . import records as rec
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import read_jsonl
-from .vqa_official import find_image
+from .locate import find_image, read_jsonl
 
 _LETTERS = string.ascii_uppercase
 

@@ -22,8 +22,7 @@ from ...errors import DataError
 from ...types import Document, ImageRef
 from . import records as rec
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import read_json
-from .vqa_official import find_image
+from .locate import find_image, read_json
 
 SPLITS = ("human", "augmented")
 _SPLIT_SIZE = 1250  # questions in each official test split

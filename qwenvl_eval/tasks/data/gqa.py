@@ -11,8 +11,8 @@ from pathlib import Path
 from ...errors import DataError
 from ...types import Document
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import read_json
-from .vqa_official import _check_unique, _ImageCache, require
+from .locate import ImageCache, read_json
+from .records import check_unique, require
 
 INSTRUCTIONS = "testdev_balanced_instructions"
 IMAGES = "testdev_balanced_images"
@@ -43,7 +43,7 @@ class GQASource:
         blob = read_json(path)
         if not isinstance(blob, dict):
             raise DataError(path, "expected an object mapping question ids to questions")
-        images = _ImageCache(task_dir)
+        images = ImageCache(task_dir)
         docs = []
         for qid, q in blob.items():
             question = require(q, "question", str, source=path, item=qid)
@@ -54,7 +54,7 @@ class GQASource:
             )
             full = q.get("fullAnswer") if isinstance(q.get("fullAnswer"), str) else None
             docs.append(_doc(str(qid), image, question, answer, full))
-        return _check_unique(docs, path)
+        return check_unique(docs, path)
 
 
 def read_gqa_parquet(task_dir: Path) -> list[Document]:
@@ -75,4 +75,4 @@ def read_gqa_parquet(task_dir: Path) -> list[Document]:
         )
         full = row.get("fullAnswer") if isinstance(row.get("fullAnswer"), str) else None
         docs.append(_doc(qid, image, question, answer, full))
-    return _check_unique(docs, source)
+    return check_unique(docs, source)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError, UserError
+from ...types import ImageRef
 
 BUILTIN = "builtin"
 ENV_VAR = "QWENVL_EVAL_DATA"
@@ -88,3 +89,55 @@ def require_image(path: Path, *, source: Path | str, item: str, field: str) -> P
     if not path.is_file():
         raise DataError(source, f"image not found: {path}", item=item, field=field)
     return path
+
+
+# Some builtin mini sets store PNGs under the official file names' stems; the official
+# extension is always tried first.
+IMAGE_EXTS = (".jpg", ".png", ".jpeg")
+
+
+def find_image(
+    task_dir: Path,
+    rel: str,
+    *,
+    source: Path | str,
+    item: str,
+    field: str,
+    shared: Path | None = None,
+) -> ImageRef:
+    """The image `rel` (relative to the task folder), as a lazy `ImageRef` keyed by `rel`.
+
+    Tries the named extension, then the other usual ones with the same stem. `shared` is a
+    second folder inside the data root to look in (e.g. `<root>/coco` for COCO images used
+    by several tasks, since links leaving a task folder are refused)."""
+    bases = [task_dir] + ([shared] if shared is not None else [])
+    stem, dot, ext = rel.rpartition(".")
+    names = [rel] + ([f"{stem}{e}" for e in IMAGE_EXTS if e != f".{ext}"] if dot else [])
+    first: Path | None = None
+    for base in bases:
+        for name in names:
+            path = safe_join(base, name, source=source, item=item, field=field)
+            first = first or path
+            if path.is_file():
+                return ImageRef(key=name, path=path)
+    assert first is not None
+    require_image(first, source=source, item=item, field=field)  # raises: not found
+    raise AssertionError("unreachable")
+
+
+class ImageCache:
+    """Many questions share an image: stat each file once."""
+
+    def __init__(self, task_dir: Path, shared: Path | None = None) -> None:
+        self.task_dir = task_dir
+        self.shared = shared
+        self._seen: dict[str, ImageRef] = {}
+
+    def get(self, rel: str, *, source: Path | str, item: str, field: str) -> ImageRef:
+        ref = self._seen.get(rel)
+        if ref is None:
+            ref = find_image(
+                self.task_dir, rel, source=source, item=item, field=field, shared=self.shared
+            )
+            self._seen[rel] = ref
+        return ref

@@ -18,8 +18,7 @@ from pathlib import Path
 from ...errors import DataError
 from ...types import Document
 from . import records as rec
-from .locate import read_json
-from .vqa_official import find_image
+from .locate import find_image, read_json
 
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError
+from ...types import Document
 
 
-def record(row: Any, *, source: Path, item: str) -> dict[str, Any]:
+def record(row: Any, *, source: Path | str, item: str) -> dict[str, Any]:
     if not isinstance(row, dict):
         raise DataError(source, f"expected an object, got {type(row).__name__}", item=item)
     return row
@@ -60,3 +61,32 @@ def ident(row: dict[str, Any], key: str, *, source: Path, item: str) -> str:
 
 def first_existing(candidates: list[Path]) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
+
+
+def require(
+    row: Any, key: str, types: type | tuple[type, ...], *, source: Path | str, item: str
+) -> Any:
+    row = record(row, source=source, item=item)
+    if key not in row:
+        raise DataError(source, "missing field", item=item, field=key)
+    value = row[key]
+    # bool is an int subclass: True is no question id.
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+        names = "/".join(t.__name__ for t in _tuple(types))
+        raise DataError(
+            source, f"expected {names}, got {type(value).__name__}", item=item, field=key
+        )
+    return value
+
+
+def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def check_unique(docs: list[Document], source: Path | str) -> list[Document]:
+    seen: set[str] = set()
+    for d in docs:
+        if d.id in seen:
+            raise DataError(source, "duplicate question id", item=d.id, field="question_id")
+        seen.add(d.id)
+    return docs

@@ -26,9 +26,9 @@ from typing import Any
 from ...errors import DataError
 from ...types import Document
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import read_json
+from .locate import ImageCache, read_json
+from .records import require
 from .safe_pickle import load_plain
-from .vqa_official import _ImageCache, require
 
 _NUM = (int, float)
 
@@ -108,7 +108,7 @@ class ReferSource:
         if not refs_path.is_file() and parquet_files(task_dir, self.split):
             return read_refer_parquet(task_dir, self.split)
         index = load_index(refs_path, inst_path)
-        images = _ImageCache(task_dir, shared=root / "coco")
+        images = ImageCache(task_dir, shared=root / "coco")
         docs: list[Document] = []
         seen: set[str] = set()
         for n, ref in enumerate(index.refs):

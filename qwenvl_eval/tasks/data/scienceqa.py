@@ -28,8 +28,7 @@ from ...errors import DataError
 from ...types import Document, ImageRef
 from . import records as rec
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import read_json
-from .vqa_official import find_image
+from .locate import find_image, read_json
 
 LETTERS = string.ascii_uppercase
 _HF_SPLITS = {"val": "validation", "test": "test", "train": "train"}

@@ -22,83 +22,11 @@ from typing import Any, Protocol
 from ...errors import DataError
 from ...types import Document, ImageRef
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import read_json, read_jsonl, require_image, safe_join
-
-# Some builtin mini sets store PNGs under the official file names' stems; the official
-# extension is always tried first.
-IMAGE_EXTS = (".jpg", ".png", ".jpeg")
-
-
-# -- images ---------------------------------------------------------------------------------
-def find_image(
-    task_dir: Path,
-    rel: str,
-    *,
-    source: Path | str,
-    item: str,
-    field: str,
-    shared: Path | None = None,
-) -> ImageRef:
-    """The image `rel` (relative to the task folder), as a lazy `ImageRef` keyed by `rel`.
-
-    Tries the named extension, then the other usual ones with the same stem. `shared` is a
-    second folder inside the data root to look in (e.g. `<root>/coco` for COCO images used
-    by several tasks, since links leaving a task folder are refused)."""
-    bases = [task_dir] + ([shared] if shared is not None else [])
-    stem, dot, ext = rel.rpartition(".")
-    names = [rel] + ([f"{stem}{e}" for e in IMAGE_EXTS if e != f".{ext}"] if dot else [])
-    first: Path | None = None
-    for base in bases:
-        for name in names:
-            path = safe_join(base, name, source=source, item=item, field=field)
-            first = first or path
-            if path.is_file():
-                return ImageRef(key=name, path=path)
-    assert first is not None
-    require_image(first, source=source, item=item, field=field)  # raises: not found
-    raise AssertionError("unreachable")
-
-
-class _ImageCache:
-    """Many questions share an image: stat each file once."""
-
-    def __init__(self, task_dir: Path, shared: Path | None = None) -> None:
-        self.task_dir = task_dir
-        self.shared = shared
-        self._seen: dict[str, ImageRef] = {}
-
-    def get(self, rel: str, *, source: Path | str, item: str, field: str) -> ImageRef:
-        ref = self._seen.get(rel)
-        if ref is None:
-            ref = find_image(
-                self.task_dir, rel, source=source, item=item, field=field, shared=self.shared
-            )
-            self._seen[rel] = ref
-        return ref
+from .locate import ImageCache, read_json, read_jsonl
+from .records import check_unique, require
 
 
 # -- field checks ---------------------------------------------------------------------------
-def require(
-    row: Any, key: str, types: type | tuple[type, ...], *, source: Path | str, item: str
-) -> Any:
-    if not isinstance(row, dict):
-        raise DataError(source, f"expected an object, got {type(row).__name__}", item=item)
-    if key not in row:
-        raise DataError(source, "missing field", item=item, field=key)
-    value = row[key]
-    # bool is an int subclass: True is no question id.
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
-        names = "/".join(t.__name__ for t in _tuple(types))
-        raise DataError(
-            source, f"expected {names}, got {type(value).__name__}", item=item, field=key
-        )
-    return value
-
-
-def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
 def answer_strings(
     value: Any, *, source: Path | str, item: str, field: str = "answers"
 ) -> list[str]:
@@ -132,15 +60,6 @@ def _doc(
 ) -> Document:
     fields = {"question": question, "answers": answers, "question_id": qid, **extra}
     return Document(id=str(qid), images=(image,), fields=fields)
-
-
-def _check_unique(docs: list[Document], source: Path | str) -> list[Document]:
-    seen: set[str] = set()
-    for d in docs:
-        if d.id in seen:
-            raise DataError(source, "duplicate question id", item=d.id, field="question_id")
-        seen.add(d.id)
-    return docs
 
 
 # -- official formats -----------------------------------------------------------------------
@@ -184,7 +103,7 @@ class VQAPairFormat:
             for n, ann in enumerate(alist):
                 qid = require(ann, "question_id", int, source=apath, item=f"#{n}")
                 answers_by_qid[qid] = ann
-        images = _ImageCache(task_dir, shared=data_root / "coco")
+        images = ImageCache(task_dir, shared=data_root / "coco")
         docs: list[Document] = []
         for n, q in enumerate(qlist):
             qid = require(q, "question_id", int, source=qpath, item=f"#{n}")
@@ -211,7 +130,7 @@ class VQAPairFormat:
                     if key in ann:
                         extra[key] = ann[key]
             docs.append(_doc(qid, image, question, answers, **extra))
-        return _check_unique(docs, qpath)
+        return check_unique(docs, qpath)
 
 
 @dataclass(frozen=True)
@@ -238,7 +157,7 @@ class VizWizFormat:
         rows = read_json(path)
         if not isinstance(rows, list):
             raise DataError(path, "expected a list of questions")
-        images = _ImageCache(task_dir)
+        images = ImageCache(task_dir)
         docs: list[Document] = []
         for n, row in enumerate(rows):
             name = require(row, "image", str, source=path, item=f"#{n}")
@@ -250,7 +169,7 @@ class VizWizFormat:
                 answers = answer_strings(row.get("answers"), source=path, item=name)
                 extra = {k: row[k] for k in ("answerable", "answer_type") if k in row}
             docs.append(_doc(name, image, question, answers, **extra))
-        return _check_unique(docs, path)
+        return check_unique(docs, path)
 
 
 @dataclass(frozen=True)
@@ -271,7 +190,7 @@ class TextVQAFormat:
         rows = blob.get("data") if isinstance(blob, dict) else None
         if not isinstance(rows, list):
             raise DataError(path, "expected an object with a 'data' list", field="data")
-        images = _ImageCache(task_dir)
+        images = ImageCache(task_dir)
         docs: list[Document] = []
         for n, row in enumerate(rows):
             qid = require(row, "question_id", int, source=path, item=f"#{n}")
@@ -287,7 +206,7 @@ class TextVQAFormat:
                 else None
             )
             docs.append(_doc(qid, image, question, answers, image_id=image_id))
-        return _check_unique(docs, path)
+        return check_unique(docs, path)
 
 
 # -- JSONL and parquet ----------------------------------------------------------------------
@@ -295,7 +214,7 @@ def read_vqa_jsonl(path: Path, task_dir: Path, *, has_answers: bool) -> list[Doc
     """One JSON object per line: `question_id`, `image` (relative to the task folder),
     `question`, `answers` (scored splits)."""
     rows = read_jsonl(path)
-    images = _ImageCache(task_dir)
+    images = ImageCache(task_dir)
     docs: list[Document] = []
     for n, row in enumerate(rows, 1):
         qid = require(row, "question_id", (int, str), source=path, item=f"line {n}")
@@ -307,7 +226,7 @@ def read_vqa_jsonl(path: Path, task_dir: Path, *, has_answers: bool) -> list[Doc
             answer_strings(row.get("answers"), source=path, item=item) if has_answers else None
         )
         docs.append(_doc(qid, image, question, answers))
-    return _check_unique(docs, path)
+    return check_unique(docs, path)
 
 
 def read_vqa_parquet(task_dir: Path, split: str, *, has_answers: bool) -> list[Document]:
@@ -326,7 +245,7 @@ def read_vqa_parquet(task_dir: Path, split: str, *, has_answers: bool) -> list[D
             answer_strings(row.get("answers"), source=source, item=item) if has_answers else None
         )
         docs.append(_doc(qid, image, question, answers))
-    return _check_unique(docs, source)
+    return check_unique(docs, source)
 
 
 # -- the data source ------------------------------------------------------------------------
