@@ -133,6 +133,11 @@ class OptionScore:
     mean_logprob: float
     num_tokens: int
 
+    @classmethod
+    def from_sum(cls, sum_logprob: float, num_tokens: int) -> OptionScore:
+        """The mean is per option token: minus the paper's mean cross-entropy."""
+        return cls(sum_logprob, sum_logprob / num_tokens, num_tokens)
+
 
 @dataclass(frozen=True)
 class Response:

@@ -323,8 +323,7 @@ class HFRunner(BatchedRunner):
         for p in batch:
             scores = []
             for o in p.inputs.options:
-                n = len(o)
-                scores.append(OptionScore(sums[r], sums[r] / n, n))
+                scores.append(OptionScore.from_sum(sums[r], len(o)))
                 r += 1
             results.append(tuple(scores))
         return results
