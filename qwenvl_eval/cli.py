@@ -153,21 +153,14 @@ def run(
 
 
 def _print_results(outcome) -> None:
+    from .results.tables import RUN_COLUMNS, run_rows
+
     model = outcome.results["model"]
     table = Table(title=f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})")
-    for col in ("task", "metric", "value", "items", "errors"):
+    for col in RUN_COLUMNS:
         table.add_column(col, justify="right" if col in ("value", "items", "errors") else "left")
-    for name, r in outcome.results["tasks"].items():
-        metrics = r["metrics"] or {"submission": r["submission_file"]}
-        for i, (metric, value) in enumerate(metrics.items()):
-            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-            table.add_row(
-                name if i == 0 else "",
-                metric,
-                shown,
-                str(r["counts"]["items"]) if i == 0 else "",
-                str(r["counts"]["errors"]) if i == 0 else "",
-            )
+    for row in run_rows(outcome.results):
+        table.add_row(*row)
     out.print(table)
     out.print(f"results: {outcome.results_json}")
 

@@ -11,27 +11,34 @@ def _fmt(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def run_table(results: dict[str, Any]) -> str:
-    """Rows: task x metric, with the item counts beside them."""
+RUN_COLUMNS = ("task", "metric", "value", "items", "errors")
+
+
+def run_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per task x metric (a submission file stands in for metrics), the task name
+    and its item counts on the task's first row only."""
     rows = []
     for task, r in results["tasks"].items():
         counts = r["counts"]
         metrics = r["metrics"] or {"submission": r.get("submission_file") or "-"}
         for i, (name, value) in enumerate(metrics.items()):
+            first = i == 0
             rows.append(
                 [
-                    task if i == 0 else "",
+                    task if first else "",
                     name,
                     _fmt(value),
-                    counts.get("items", 0) if i == 0 else "",
-                    counts.get("errors", 0) if i == 0 else "",
+                    str(counts.get("items", 0)) if first else "",
+                    str(counts.get("errors", 0)) if first else "",
                 ]
             )
+    return rows
+
+
+def run_table(results: dict[str, Any]) -> str:
+    """The run's rows as a markdown table."""
     return tabulate(
-        rows,
-        headers=["task", "metric", "value", "items", "errors"],
-        tablefmt="github",
-        disable_numparse=True,
+        run_rows(results), headers=list(RUN_COLUMNS), tablefmt="github", disable_numparse=True
     )
 
 
