@@ -86,7 +86,6 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
             environment=environment(),
             runner_stats=runner.stats.as_dict(),
             tasks=task_results,
-            headlines={r.task.name: (r.task.metrics[0] if r.task.metrics else None) for r in runs},
         )
         json_path, md_path = write_results(store.run_dir, results)
     finally:
@@ -129,7 +128,6 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
         environment=environment() | {"rescored_from": previous.get("environment")},
         runner_stats=previous.get("throughput", {}),
         tasks=task_results,
-        headlines={r.task.name: (r.task.metrics[0] if r.task.metrics else None) for r in runs},
     )
     json_path, md_path = write_results(run_dir, results)
     return RunOutcome(run_dir, results, json_path, md_path)

@@ -197,6 +197,7 @@ def summarise(
         generation=asdict(gen) if gen else None,
         notes=task.notes(limited=run.limited),
         submission_file=submission_file,
+        headline=task.metrics[0] if task.metrics else None,
     )
 
 

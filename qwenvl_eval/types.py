@@ -200,6 +200,7 @@ class TaskResult:
     generation: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
     submission_file: str | None = None
+    headline: str | None = None  # the metric a leaderboard shows
 
 
 def _parts_key(parts: tuple[Part, ...]) -> list[Any]:

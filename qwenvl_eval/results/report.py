@@ -21,7 +21,6 @@ def build_results(
     environment: dict[str, Any],
     runner_stats: dict[str, Any],
     tasks: list[TaskResult],
-    headlines: dict[str, str | None],
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -31,7 +30,7 @@ def build_results(
         "environment": environment,
         "seeds": {"seed": config.get("seed")},
         "throughput": runner_stats,
-        "tasks": {t.task: asdict(t) | {"headline": headlines.get(t.task)} for t in tasks},
+        "tasks": {t.task: asdict(t) for t in tasks},
     }
 
 
