@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .config import RunConfig, output_affecting, run_dir_name
-from .evaluator import Progress, evaluate, prepare_task, seed_everything
+from .config import RunConfig, failure_limit, output_affecting, run_dir_name
+from .errors import RunFailed, UserError, storage_error
+from .evaluator import FailureBudget, Progress, evaluate, prepare_task, seed_everything
+from .interrupt import Interrupted
 from .model.base import RunnerOptions
 from .model.loader import load_runner
 from .model.presets import family_of, resolve_model
@@ -44,8 +46,11 @@ def runner_options(config: RunConfig) -> RunnerOptions:
 
 
 def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
+    config.validate()
     seed_everything(config.seed)
     names = registry.resolve(config.tasks)
+    if not names:
+        raise UserError("--tasks: no task named (expected e.g. --tasks vqav2,refcoco)")
     data_root = resolve_data_root(config.data_dir)
     family = family_of(config.model, config.family).info
     runs = [
@@ -59,20 +64,26 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         )
         for n in names
     ]
+    budget = FailureBudget(
+        failure_limit(config.max_failures, sum(len(r.requests) for r in runs)),
+        config.max_failures,
+    )
     model = resolve_model(config.model, config.family)
 
     runner = load_runner(model, runner_options(config))
+    store: PredictionStore | None = None
     try:
         prov = runner.provenance()
         fingerprint = output_affecting(
             config, model.revision, str(model.path), str(prov.get("dtype")), str(prov.get("device"))
         )
         store = PredictionStore(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
+        store.lock()
         store.check_fingerprint(fingerprint, resume=config.resume)
         if not config.resume:
             for n in names:
                 store.predictions_path(n).unlink(missing_ok=True)
-        task_results = evaluate(runs, runner, store, progress)
+        task_results = evaluate(runs, runner, store, progress, budget)
         results = build_results(
             config=config.to_json(),
             model={
@@ -87,15 +98,65 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
             runner_stats=runner.stats.as_dict(),
             tasks=task_results,
         )
-        json_path, md_path = write_results(store.run_dir, results)
+        results = merge_previous_tasks(store, results)
+        json_path, md_path = _write_results(store.run_dir, results)
+        failed_everywhere = all(
+            t.counts["errors"] == t.counts["items"] for t in task_results
+        ) and any(t.counts["items"] for t in task_results)
+        if failed_everywhere:
+            raise RunFailed(
+                f"every item failed ({sum(t.counts['errors'] for t in task_results)} items; "
+                f"last: {budget.last[:300] or 'see the error field'}); results are in "
+                f"{json_path}"
+            )
+    except Interrupted as exc:
+        exc.run_dir = store.run_dir if store is not None else None
+        raise
     finally:
         runner.close()
+        if store is not None:
+            store.close()
+            store.unlock()
     return RunOutcome(store.run_dir, results, json_path, md_path)
+
+
+def _write_results(run_dir: Path, results: dict[str, Any]) -> tuple[Path, Path]:
+    try:
+        return write_results(run_dir, results)
+    except OSError as exc:
+        raise storage_error(run_dir / "results.json", exc) from None
+
+
+def _task_limit(entry: Any, default: int | None) -> int | None:
+    try:
+        return int(entry["counts"]["items"])
+    except (KeyError, TypeError, ValueError):
+        return default
+
+
+def merge_previous_tasks(store: PredictionStore, results: dict[str, Any]) -> dict[str, Any]:
+    """A run on a subset of tasks keeps the other tasks' entries of the same run directory's
+    results.json (their predictions are still there)."""
+    path = store.run_dir / "results.json"
+    if not store.same_run or not path.exists():
+        return results
+    try:
+        previous = json.loads(path.read_text())
+        old_tasks = previous["tasks"]
+        if not isinstance(old_tasks, dict):
+            raise TypeError("'tasks' is not an object")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: unreadable, its other tasks are not carried over (%s)", path, exc
+        )
+        return results
+    return results | {"tasks": old_tasks | results["tasks"]}  # updated tasks keep their place
 
 
 def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
     """Re-score a finished run's saved outputs with the current task and metric code."""
-    from .errors import UserError
     from .evaluator import rescore_task
     from .model.families import get_family
 
@@ -115,7 +176,8 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
             n,
             data_root,
             family,
-            limit=config.get("limit"),
+            # Tasks merged in from earlier runs may have had another --limit.
+            limit=_task_limit(previous["tasks"].get(n), config.get("limit")),
             seed=config["seed"],
             gen_overrides=config.get("gen_kwargs") or {},
         )
@@ -129,5 +191,5 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
         runner_stats=previous.get("throughput", {}),
         tasks=task_results,
     )
-    json_path, md_path = write_results(run_dir, results)
+    json_path, md_path = _write_results(run_dir, results)
     return RunOutcome(run_dir, results, json_path, md_path)

@@ -121,13 +121,26 @@ def run(
         bool, typer.Option("--trust-remote-code", help="Allow the checkpoint's own Python code.")
     ] = False,
     resume: Annotated[
-        bool, typer.Option(help="Reuse answers already in the run directory.")
-    ] = True,
+        bool,
+        typer.Option("--resume", help="Reuse answers already in the run directory (default)."),
+    ] = False,
+    no_resume: Annotated[
+        bool, typer.Option("--no-resume", help="Compute every item again for these tasks.")
+    ] = False,
+    max_failures: Annotated[
+        str | None,
+        typer.Option(
+            help="Stop the run once more than N items (or P% of the run's items) failed; "
+            "answers written so far are kept."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
     from .config import RunConfig, parse_gen_kwargs
 
+    if resume and no_resume:
+        raise UserError("--resume and --no-resume contradict each other; give one of them")
     config = RunConfig(
         model=model,
         tasks=_split(tasks),
@@ -145,8 +158,10 @@ def run(
         gen_kwargs=parse_gen_kwargs(gen_kwargs),
         compile=compile,
         trust_remote_code=trust_remote_code,
-        resume=resume,
+        resume=not no_resume,
+        max_failures=max_failures,
     )
+    config.validate()  # before the progress bar and any model work
     with RichProgress() as progress:
         outcome = run_app(config, progress)
     _print_results(outcome)
@@ -261,11 +276,33 @@ def data_check(
 
 
 def main() -> None:
+    from rich.text import Text
+
+    from .interrupt import Interrupted, stop_on_signals
+
     try:
-        app()
+        with stop_on_signals():
+            app()
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        # Text, not markup: "data[v2]" in a message must print as is.
+        console.print(
+            Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True
+        )
+        sys.exit(getattr(exc, "exit_code", 2))
+    except Interrupted as exc:
+        import shlex
+
+        where = f" in {exc.run_dir}" if exc.run_dir else ""
+        command = shlex.join(["qwenvl-eval", *sys.argv[1:]])
+        console.print(
+            Text(
+                f"interrupted ({exc}): the answers written so far are kept{where}; "
+                f"to resume, run the same command again: {command}"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,34 @@ class RunConfig:
     trust_remote_code: bool = False
     resume: bool = True
     preprocess_workers: int = 2
+    max_failures: str | None = None  # "N" or "P%": stop the run once more items fail
+
+    def validate(self) -> None:
+        """Everything checkable before any data is read or a model loads: exit 2 up front
+        instead of a run whose every item fails."""
+        from .errors import UserError
+
+        if not [t for t in self.tasks if t.strip()]:
+            raise UserError("--tasks: no task named (expected e.g. --tasks vqav2,refcoco)")
+        for flag, value in (("--min-pixels", self.min_pixels), ("--max-pixels", self.max_pixels)):
+            if value is not None and value < 1:
+                raise UserError(f"{flag} {value}: must be a positive number of pixels")
+        if (
+            self.min_pixels is not None
+            and self.max_pixels is not None
+            and self.min_pixels > self.max_pixels
+        ):
+            raise UserError(
+                f"--min-pixels {self.min_pixels} is above --max-pixels {self.max_pixels}"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit {self.limit}: must be at least 1")
+        check_gen_kwargs(self.gen_kwargs)
+        parse_max_failures(self.max_failures)
+        out = Path(self.output_dir)
+        for p in (out, *out.parents):
+            if p.exists() and not p.is_dir():
+                raise UserError(f"--output-dir {out}: {p} is a file, not a folder")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,8 +80,81 @@ def output_affecting(
         "max_pixels": config.max_pixels,
         "gen_kwargs": config.gen_kwargs,
         "seed": config.seed,
-        "data_dir": config.data_dir,
+        "data_dir": normalise_data_dir(config.data_dir),
     }
+
+
+def normalise_data_dir(data_dir: str | None) -> str | None:
+    """`DIR`, `DIR/`, `./DIR` and a link to DIR are one data root, hence one run directory."""
+    if data_dir is None or data_dir == "builtin":
+        return data_dir
+    return str(Path(data_dir).expanduser().resolve())
+
+
+# Generation settings a user may override, with what each must be.
+_GEN_RULES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "max_new_tokens": (int, "an integer >= 1"),
+    "min_new_tokens": (int, "an integer >= 0"),
+    "num_beams": (int, "an integer >= 1"),
+    "length_penalty": ((int, float), "a finite number"),
+    "do_sample": (bool, "true or false"),
+}
+
+
+def check_gen_kwargs(gen: dict[str, Any]) -> None:
+    """Refuse settings that would make every item fail (or loop) once the model runs."""
+    import math
+
+    from .errors import UserError
+
+    for key, value in gen.items():
+        rule = _GEN_RULES.get(key)
+        if rule is None:
+            continue  # unknown names are refused with the task's own list of settings
+        types, what = rule
+        ok = isinstance(value, types) and (types is bool or not isinstance(value, bool))
+        if ok and key in ("max_new_tokens", "num_beams"):
+            ok = value >= 1
+        elif ok and key == "min_new_tokens":
+            ok = value >= 0
+        elif ok and key == "length_penalty":
+            ok = math.isfinite(value)
+        if not ok:
+            raise UserError(f"--gen-kwargs {key}={value!r}: must be {what}")
+    lo, hi = gen.get("min_new_tokens"), gen.get("max_new_tokens")
+    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        raise UserError(f"--gen-kwargs min_new_tokens={lo} is above max_new_tokens={hi}")
+
+
+def parse_max_failures(text: str | None) -> tuple[int | None, float | None]:
+    """`--max-failures 5` -> (5, None); `--max-failures 10%` -> (None, 10.0)."""
+    from .errors import UserError
+
+    if text is None or not str(text).strip():
+        return None, None
+    raw = str(text).strip()
+    try:
+        if raw.endswith("%"):
+            pct = float(raw[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return None, pct
+        n = int(raw)
+        if n < 0:
+            raise ValueError
+        return n, None
+    except ValueError:
+        raise UserError(
+            f"--max-failures {raw}: expected a count (e.g. 5) or a percentage (e.g. 10%)"
+        ) from None
+
+
+def failure_limit(text: str | None, total_items: int) -> int | None:
+    """How many failed items a run tolerates before it stops; None: no limit."""
+    count, pct = parse_max_failures(text)
+    if pct is not None:
+        return int(total_items * pct / 100)
+    return count
 
 
 def run_dir_name(model_spec: str, fingerprint: dict[str, Any]) -> str:

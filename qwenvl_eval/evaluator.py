@@ -7,6 +7,7 @@ the predictions store the moment it arrives.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import registry
-from .errors import UserError
+from .errors import RunFailed, UserError
 from .model.base import Runner
 from .results.store import PredictionStore
 from .tasks.base import Task
@@ -28,6 +29,8 @@ from .types import (
     ScoreRequest,
     TaskResult,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -59,13 +62,42 @@ class TaskRun:
     prompt_hash: str
     limited: bool = False  # --limit cut the split short
     by_id: dict[str, Document] = field(init=False)
+    # Request fingerprints, computed (and so validated) before any model loads.
+    fingerprints: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {d.id: d for d in self.docs}
+        self.fingerprints = {r.id: _fingerprint(self.task.name, r) for r in self.requests}
         if len(self.by_id) != len(self.docs):
             seen: set[str] = set()
             dup = next(d.id for d in self.docs if d.id in seen or seen.add(d.id))
             raise UserError(f"task {self.task.name!r}: duplicate item id {dup!r} in its data")
+
+
+def _bad_text(text: str) -> str | None:
+    """Where a string cannot be written as UTF-8 (a lone surrogate), in words."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{text[exc.start]!r} at character {exc.start} is not valid Unicode"
+    return None
+
+
+def _fingerprint(task: str, request: Request) -> str:
+    """The request's fingerprint; a request that cannot be hashed or stored (a lone surrogate
+    in the question, say) is a data error named by task and item, found before model load."""
+    from .types import Text
+
+    problems = [("id", _bad_text(request.id))]
+    problems += [("prompt", _bad_text(p.text)) for p in request.parts if isinstance(p, Text)]
+    problems += [("options", _bad_text(o)) for o in getattr(request, "options", ())]
+    for what, why in problems:
+        if why:
+            raise UserError(f"task {task!r}, item {request.id!r}, {what}: {why}")
+    try:
+        return request.fingerprint()
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"task {task!r}, item {request.id!r}: bad request ({exc})") from None
 
 
 def seed_everything(seed: int) -> None:
@@ -89,6 +121,10 @@ def prepare_task(
     task = registry.get_task(name)
     task.seed = seed  # few-shot draws are seeded from (seed, task, item id)
     docs = task.load(data_root)
+    if not docs:
+        raise UserError(
+            f"task {name!r}: no items in its data under {data_root}; nothing to evaluate"
+        )
     limited = limit is not None and len(docs) > limit
     if limit is not None:
         docs = docs[:limit]
@@ -97,6 +133,12 @@ def prepare_task(
         prompt_hash = task.prompt_hash(family, gen_overrides)
     except KeyError as exc:
         raise UserError(f"--gen-kwargs: {exc.args[0]}") from None
+    gen = next((r.generation for r in requests if isinstance(r, GenerateRequest)), None)
+    if gen is not None and gen.min_new_tokens > gen.max_new_tokens:
+        raise UserError(
+            f"task {name!r}: min_new_tokens {gen.min_new_tokens} is above max_new_tokens "
+            f"{gen.max_new_tokens}; set both with --gen-kwargs"
+        )
     return TaskRun(task, docs, requests, prompt_hash, limited)
 
 
@@ -131,7 +173,7 @@ def score_item(
         extra["options"] = [asdict(o) for o in response.options]
     return ItemResult(
         id=response.id,
-        prompt_hash=request.fingerprint(),
+        prompt_hash=run.fingerprints.get(request.id) or request.fingerprint(),
         output=response.text,
         answer=scored.answer,
         score=scored.scores,
@@ -140,22 +182,57 @@ def score_item(
     )
 
 
+@dataclass
+class FailureBudget:
+    """`--max-failures`: the run stops once more items than `limit` failed in it."""
+
+    limit: int | None = None
+    spec: str | None = None
+    failed: int = 0
+    last: str = ""
+
+    def record(self, item: ItemResult, task: str, store: PredictionStore) -> None:
+        if item.error is None:
+            return
+        self.failed += 1
+        self.last = f"{task}, item {item.id}: {item.error}"
+        if self.limit is not None and self.failed > self.limit:
+            raise RunFailed(
+                f"stopped after {self.failed} failed items (--max-failures {self.spec}); "
+                f"last: {self.last[:300]}; the answers so far are kept in {store.run_dir}: "
+                "fix the cause and run the same command again to resume"
+            )
+
+
 def evaluate_task(
     run: TaskRun,
     runner: Runner,
     store: PredictionStore,
     progress: Progress,
+    budget: FailureBudget | None = None,
 ) -> TaskResult:
     family = runner.family.info
     name = run.task.name
+    budget = budget or FailureBudget()
     done = store.load(name)
     requests_by_id = {r.id: r for r in run.requests}
-    # Resume only answers to the very same request (prompt, images, generation settings).
+    # Resume only answers to the very same request (prompt, images, generation settings);
+    # failed items are tried again (the cause may be fixed: a broken image replaced).
     reused = {
         i: item
         for i, item in done.items()
-        if i in requests_by_id and item.prompt_hash == requests_by_id[i].fingerprint()
+        if i in requests_by_id and item.prompt_hash == run.fingerprints[i] and item.error is None
     }
+    stale = sum(
+        1 for i, it in done.items() if i in requests_by_id and it.prompt_hash != run.fingerprints[i]
+    )
+    if stale:
+        log.warning(
+            "%s: %d saved answer(s) were made for another prompt or generation setting; "
+            "they are computed again",
+            store.predictions_path(name),
+            stale,
+        )
     todo = [r for r in run.requests if r.id not in reused]
     progress.start(name, total=len(run.requests), done=len(reused))
     fresh: dict[str, ItemResult] = {}
@@ -164,6 +241,7 @@ def evaluate_task(
         store.append(name, item)
         fresh[item.id] = item
         progress.advance(name, 1, runner.stats.as_dict())
+        budget.record(item, name, store)
     progress.finish(name)
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
@@ -206,15 +284,17 @@ def evaluate(
     runner: Runner,
     store: PredictionStore,
     progress: Progress | None = None,
+    budget: FailureBudget | None = None,
 ) -> list[TaskResult]:
     progress = progress or NullProgress()
-    return [evaluate_task(run, runner, store, progress) for run in runs]
+    budget = budget or FailureBudget()
+    return [evaluate_task(run, runner, store, progress, budget) for run in runs]
 
 
 def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> TaskResult:
     """Score saved outputs again with the current task code: no model, no GPU. Items whose
     request changed since they were answered are refused, not silently mixed."""
-    saved = store.load(run.task.name)
+    saved = store.load(run.task.name, strict=True)  # no model to recompute a bad line
     requests_by_id = {r.id: r for r in run.requests}
     missing = [d.id for d in run.docs if d.id not in saved]
     if missing:
@@ -226,7 +306,7 @@ def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> Ta
     for doc in run.docs:
         old = saved[doc.id]
         request = requests_by_id[doc.id]
-        if old.prompt_hash != request.fingerprint():
+        if old.prompt_hash != run.fingerprints[doc.id]:
             raise UserError(
                 f"{store.predictions_path(run.task.name)}, item {doc.id}: saved for another "
                 f"prompt or generation setting (prompt_hash {old.prompt_hash})"

@@ -99,18 +99,33 @@ def build_tiny(preset: Preset) -> tuple[Path, str]:
     dest = cache_dir() / "models" / f"{preset.name}-v{version}"
     if not (dest / "config.json").exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{preset.name}-", dir=dest.parent))
-        try:
-            with quiet_progress_bars():
-                fn(tmp)
+        with _build_lock(dest.parent):
+            if (dest / "config.json").exists():  # another process built it while we waited
+                return dest, f"tiny-v{version}"
+            tmp = Path(tempfile.mkdtemp(prefix=f".{preset.name}-", dir=dest.parent))
             try:
+                with quiet_progress_bars():
+                    fn(tmp)
                 tmp.rename(dest)
-            except OSError:  # another process built it first
-                if not (dest / "config.json").exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return dest, f"tiny-v{version}"
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """One build at a time per cache. Whoever holds the lock owns every `.tiny-*` folder in
+    it, so those left by a killed build are deleted here instead of piling up."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (no advisory locks: build without clean-up)
+        yield
+        return
+    with open(folder / ".build.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        for stale in folder.glob(".tiny-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
 
 
 @contextlib.contextmanager

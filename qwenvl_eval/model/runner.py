@@ -109,6 +109,9 @@ class BatchedRunner(Runner):
     # Items prepared ahead and then sorted together (in batches' worth). Larger windows pad
     # less but hold more preprocessed pixels: two windows are in memory at once.
     window_batches: int = 4
+    # The model's maximum sequence length (prompt + new tokens); None: unbounded. A longer
+    # item gets an error Response instead of a batch that tries to allocate its attention.
+    max_context: int | None = None
 
     def __init__(self, family: Family, options: RunnerOptions) -> None:
         if options.batch_size < 1:
@@ -165,7 +168,22 @@ class BatchedRunner(Runner):
             return Prepared(request, index, 0, error=f"{type(exc).__name__}: {exc}")
         if p.index != index or p.request is not request:
             raise RuntimeError("prepare() must return the request and index it was given")
+        over = self._over_budget(p)
+        if over:
+            log.warning("item %s: %s", request.id, over)
+            return Prepared(request, index, 0, meta=dict(p.meta), error=over)
         return p
+
+    def _over_budget(self, p: Prepared) -> str | None:
+        if not self.max_context:
+            return None
+        new = p.request.generation.max_new_tokens if isinstance(p.request, GenerateRequest) else 0
+        if p.num_tokens + new <= self.max_context:
+            return None
+        return (
+            f"prompt too long: {p.num_tokens} tokens + {new} new tokens is over the model's "
+            f"maximum length of {self.max_context}"
+        )
 
     def _run(self, requests: list[Request]) -> Iterator[Response]:
         if not requests:
