@@ -236,3 +236,28 @@ def test_data_dir_spellings_share_one_run_directory(env, capsys):
     assert run_cli([*base, "--tasks", "toy"], capsys)[0] == 0
     assert len(list(env["out"].iterdir())) == 1
     assert env["runners"][1].seen == []  # the second spelling resumed everything
+
+
+def test_rescore_names_file_line_item_and_field_of_a_bad_score(env, capsys):
+    assert run_cli([*env["base"], "--tasks", "toy"], capsys)[0] == 0
+    (run_dir,) = env["out"].iterdir()
+    path = run_dir / "toy.predictions.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    row = json.loads(lines[2])
+    row["score"] = "1.0"
+    lines[2] = json.dumps(row) + "\n"
+    path.write_text("".join(lines))
+    kept = path.read_bytes()
+    code, _, err = run_cli(["rescore", str(run_dir)], capsys)
+    assert (code, err) == (
+        2,
+        f"error: {path}, line 3: item q2, field 'score': expected an object of numbers, got str",
+    )
+    assert path.read_bytes() == kept  # nothing rewritten
+    # a run (which can recompute) reports the line, sets it aside and answers the item again
+    code, _, err = run_cli([*env["base"], "--tasks", "toy"], capsys)
+    assert code == 0
+    assert env["runners"][1].seen == ["q2"]
+    assert len(predictions(env)) == 6
+    aside = json.loads((run_dir / "toy.rejected.jsonl").read_text())
+    assert aside["line"] == 3 and '"score": "1.0"' in aside["raw"]

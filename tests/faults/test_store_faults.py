@@ -235,3 +235,20 @@ def test_storage_errors_name_the_file_and_the_cause(code, words):
     assert str(exc) == (
         f"/r/results.json: writing failed: {words}; answers written before this point are kept"
     )
+
+
+def write_dummy_checkpoint(folder) -> None:
+    (folder / "config.json").write_text("{}")
+
+
+def test_stale_tiny_build_folders_are_cleared_on_the_next_build(tmp_path, monkeypatch):
+    from qwenvl_eval.model.presets import Preset, build_tiny
+
+    monkeypatch.setenv("QWENVL_EVAL_CACHE", str(tmp_path))
+    models = tmp_path / "models"
+    (models / ".tiny-qwen2-vl-k1ll3d").mkdir(parents=True)  # a build killed by kill -9
+    (models / ".tiny-qwen2-vl-k1ll3d" / "model.safetensors").write_bytes(b"\0" * 100)
+    preset = Preset("tiny-x", "qwen2-vl", tiny=f"{__name__}:write_dummy_checkpoint")
+    dest, revision = build_tiny(preset)
+    assert dest == models / "tiny-x-v1" and revision == "tiny-v1"
+    assert sorted(p.name for p in models.iterdir()) == [".build.lock", "tiny-x-v1"]
