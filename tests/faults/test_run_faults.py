@@ -257,6 +257,10 @@ def test_rescore_names_file_line_item_and_field_of_a_bad_score(env, capsys):
     # a run (which can recompute) reports the line, sets it aside and answers the item again
     code, _, err = run_cli([*env["base"], "--tasks", "toy"], capsys)
     assert code == 0
+    assert (
+        f"{path}, line 3: item q2, field 'score': expected an object of numbers, got str; "
+        "the line is set aside and the item computed again"
+    ) in err
     assert env["runners"][1].seen == ["q2"]
     assert len(predictions(env)) == 6
     aside = json.loads((run_dir / "toy.rejected.jsonl").read_text())
