@@ -53,6 +53,8 @@ class Parsed:
     rejected: list[tuple[int, bytes, str]] = field(default_factory=list)  # (line, raw, why)
     torn_at: int | None = None  # byte offset of a torn last line
     missing_newline: bool = False  # the last line is complete JSON but has no "\n"
+    lines: dict[str, int] = field(default_factory=dict)  # line number of each item's answer
+    superseded: list[tuple[int, bytes, str]] = field(default_factory=list)
 
 
 def _number(v: Any) -> bool:
@@ -98,6 +100,7 @@ def check_line(row: Any, run_id: str | None) -> str | None:
 def parse_predictions(data: bytes, run_id: str | None) -> Parsed:
     out = Parsed()
     offset = 0
+    raw_of: dict[str, bytes] = {}
     lines = data.split(b"\n")
     last = len(lines) - 1  # lines[last] is what follows the final "\n" (b"" when complete)
     for n, raw in enumerate(lines, start=1):
@@ -119,7 +122,18 @@ def parse_predictions(data: bytes, run_id: str | None) -> Parsed:
             out.rejected.append((n, raw, why))
             continue
         item = ItemResult.from_json(row)
+        earlier = out.items.get(item.id)
+        if (
+            earlier is not None
+            and earlier.error is None
+            and earlier.prompt_hash != item.prompt_hash
+        ):
+            # An answer to another prompt, replaced by a later run: kept aside, not lost.
+            why = f"item {item.id}: superseded by line {n} (another prompt or generation setting)"
+            out.superseded.append((out.lines[item.id], raw_of[item.id], why))
         out.items[item.id] = item
+        out.lines[item.id] = n
+        raw_of[item.id] = raw
     return out
 
 
@@ -293,12 +307,13 @@ class PredictionStore:
         given = {i.id for i in items}
         parsed = self._read(task)
         kept = [v for k, v in parsed.items.items() if k not in given]
-        if parsed.rejected:
+        aside = sorted(parsed.rejected + parsed.superseded)
+        if aside:
             side = self.rejected_path(task)
             old = side.read_text(encoding="utf-8", errors="replace") if side.exists() else ""
             new = "".join(
                 json.dumps({"line": n, "why": why, "raw": raw.decode("utf-8", "replace")}) + "\n"
-                for n, raw, why in parsed.rejected
+                for n, raw, why in aside
             )
             self._write(side, lambda: write_text_atomic(side, old + new))
         path = self.predictions_path(task)

@@ -252,3 +252,21 @@ def test_stale_tiny_build_folders_are_cleared_on_the_next_build(tmp_path, monkey
     dest, revision = build_tiny(preset)
     assert dest == models / "tiny-x-v1" and revision == "tiny-v1"
     assert sorted(p.name for p in models.iterdir()) == [".build.lock", "tiny-x-v1"]
+
+
+def test_answer_to_another_prompt_is_set_aside_when_replaced(tmp_path):
+    store = store_with(tmp_path, 2)  # q0, q1 answered for prompt "h"
+    newer = ItemResult(id="q1", prompt_hash="h2", output="new", answer="n", score={"acc": 0.0})
+    failed_then_ok = [item(5, error="image could not be decoded"), item(5)]
+    for it in (newer, *failed_then_ok):
+        store.append("t", it)
+    store.finalize("t", [store.load("t")[i] for i in ("q0", "q1", "q5")])
+    rows = [json.loads(x) for x in store.predictions_path("t").read_text().splitlines()]
+    assert [(r["id"], r["prompt_hash"], r.get("error")) for r in rows] == [
+        ("q0", "h", None),
+        ("q1", "h2", None),
+        ("q5", "h", None),
+    ]
+    (aside,) = [json.loads(x) for x in store.rejected_path("t").read_text().splitlines()]
+    assert aside["line"] == 2 and json.loads(aside["raw"])["output"] == "out 1"
+    assert aside["why"] == "item q1: superseded by line 3 (another prompt or generation setting)"
