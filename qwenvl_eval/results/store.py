@@ -296,7 +296,12 @@ class PredictionStore:
         if self.run_id is not None:
             row = {"id": row.pop("id"), "prompt_hash": row.pop("prompt_hash"), "run": self.run_id}
             row.update(item.to_json())
-        return json.dumps(row, ensure_ascii=False) + "\n"
+        text = json.dumps(row, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a task or model: escape, don't crash
+            text = json.dumps(row)
+        return text + "\n"
 
     def finalize(self, task: str, items: Iterable[ItemResult]) -> None:
         """Rewrite the task's file: `items` in the given (dataset) order, then every other

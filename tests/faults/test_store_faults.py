@@ -270,3 +270,12 @@ def test_answer_to_another_prompt_is_set_aside_when_replaced(tmp_path):
     (aside,) = [json.loads(x) for x in store.rejected_path("t").read_text().splitlines()]
     assert aside["line"] == 2 and json.loads(aside["raw"])["output"] == "out 1"
     assert aside["why"] == "item q1: superseded by line 3 (another prompt or generation setting)"
+
+
+def test_text_utf8_cannot_hold_is_stored_escaped_not_a_crash(tmp_path):
+    store = PredictionStore(tmp_path)
+    store.check_fingerprint(FP, resume=True)
+    odd = ItemResult(id="q1", prompt_hash="h", output="a \udc80 b", answer=None, score={})
+    store.append("t", odd)
+    store.close()
+    assert store.load("t")["q1"].output == "a \udc80 b"
