@@ -279,3 +279,66 @@ def test_text_utf8_cannot_hold_is_stored_escaped_not_a_crash(tmp_path):
     store.append("t", odd)
     store.close()
     assert store.load("t")["q1"].output == "a \udc80 b"
+
+
+FULL_THEN_READ_ONLY = """
+import subprocess, sys
+from pathlib import Path
+from qwenvl_eval.errors import StorageError
+from qwenvl_eval.results.store import PredictionStore
+from qwenvl_eval.types import ItemResult
+
+root = Path(sys.argv[1])
+store = PredictionStore(root / "run")
+store.check_fingerprint({"model_path": "/m"}, resume=True)
+written = 0
+try:
+    for i in range(10_000):
+        store.append("t", ItemResult(f"q{i}", "h", "x" * 200, "a", {"acc": 1.0}))
+        written += 1
+    store.close()
+except StorageError as e:
+    print("FULL", written, e, e.exit_code)
+store = PredictionStore(root / "run")
+kept = store.load("t")
+print("KEPT", len(kept), sorted(kept) == sorted(f"q{i}" for i in range(len(kept))))
+subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
+try:
+    store.finalize("t", list(kept.values()))
+except StorageError as e:
+    print("RO", e, e.exit_code)
+print("AFTER", len(PredictionStore(root / "run").load("t")))
+"""
+
+
+def test_real_full_disk_and_read_only_file_system(tmp_path):
+    """A 64 KiB tmpfs in a private mount namespace (skipped where unshare is not allowed)."""
+    import shutil
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(FULL_THEN_READ_ONLY)
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("user and mount namespaces are not allowed here")
+    cmd = f"mount -t tmpfs -o size=64k tmpfs {mnt} && {sys.executable} {script} {mnt}"
+    out = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", cmd], capture_output=True, text=True, timeout=120
+    )
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert set(lines) == {"FULL", "KEPT", "RO", "AFTER"}, out.stderr
+    written, _ = lines["FULL"].split(" ", 1)
+    path = mnt / "run" / "t.predictions.jsonl"
+    assert lines["FULL"].endswith(
+        f"{path}: writing failed: the disk is full; answers written before this point are kept 1"
+    )
+    kept, in_order = lines["KEPT"].split()
+    assert int(kept) >= int(written) > 100 and in_order == "True"
+    assert lines["RO"] == (
+        f"{path}: writing failed: the file system is read-only; "
+        "answers written before this point are kept 1"
+    )
+    assert lines["AFTER"] == kept  # nothing lost
