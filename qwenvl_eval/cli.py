@@ -168,16 +168,20 @@ def run(
 
 
 def _print_results(outcome) -> None:
+    from rich.text import Text
+
     from .results.tables import RUN_COLUMNS, run_rows
 
     model = outcome.results["model"]
-    table = Table(title=f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})")
+    # Text, not markup: a model path with [brackets] prints as is.
+    title = Text(f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})")
+    table = Table(title=title)
     for col in RUN_COLUMNS:
         table.add_column(col, justify="right" if col in ("value", "items", "errors") else "left")
     for row in run_rows(outcome.results):
-        table.add_row(*row)
+        table.add_row(*(Text(str(c)) for c in row))
     out.print(table)
-    out.print(f"results: {outcome.results_json}")
+    out.print(f"results: {outcome.results_json}", markup=False, highlight=False)
 
 
 @app.command()

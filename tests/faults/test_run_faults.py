@@ -265,3 +265,13 @@ def test_rescore_names_file_line_item_and_field_of_a_bad_score(env, capsys, capl
     assert len(predictions(env)) == 6
     aside = json.loads((run_dir / "toy.rejected.jsonl").read_text())
     assert aside["line"] == 3 and '"score": "1.0"' in aside["raw"]
+
+
+def test_model_path_with_brackets_prints_as_is(env, capsys, tmp_path):
+    model = tmp_path / "Qwen[v2]"
+    (tmp_path / "My-Qwen2-VL").rename(model)
+    argv = [a if not a.endswith("My-Qwen2-VL") else str(model) for a in env["base"]]
+    code, out, _ = run_cli([*argv, "--tasks", "toy"], capsys)
+    assert code == 0
+    flat = "".join(out.split())  # rich wraps long lines anywhere
+    assert f"{model}(fake,fp32)" in flat and f"results:{env['out']}/Qwen_v2-" in flat
