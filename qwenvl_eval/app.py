@@ -10,10 +10,11 @@ from typing import Any
 
 from . import registry
 from .config import RunConfig, output_affecting, run_dir_name
-from .evaluator import Progress, evaluate, prepare_task, seed_everything
+from .evaluator import Progress, prepare_task, seed_everything
 from .model.base import RunnerOptions
 from .model.loader import load_runner
 from .model.presets import family_of, resolve_model
+from .parallel import Ranks
 from .results.provenance import environment
 from .results.report import build_results, write_results
 from .results.store import PredictionStore
@@ -26,6 +27,7 @@ class RunOutcome:
     results: dict[str, Any]
     results_json: Path
     results_md: Path
+    primary: bool = True  # False on data-parallel ranks other than 0: rank 0 writes results
 
 
 def runner_options(config: RunConfig) -> RunnerOptions:
@@ -44,6 +46,7 @@ def runner_options(config: RunConfig) -> RunnerOptions:
 
 
 def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
+    ranks = Ranks.from_env()  # torchrun / accelerate launch: this process's part of the items
     seed_everything(config.seed)
     names = registry.resolve(config.tasks)
     data_root = resolve_data_root(config.data_dir)
@@ -61,18 +64,22 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     ]
     model = resolve_model(config.model, config.family)
 
-    runner = load_runner(model, runner_options(config))
+    runner = load_runner(model, ranks.runner_options(runner_options(config)))
     try:
         prov = runner.provenance()
         fingerprint = output_affecting(
             config, model.revision, str(model.path), str(prov.get("dtype")), str(prov.get("device"))
         )
-        store = PredictionStore(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
+        store = ranks.store(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
         store.check_fingerprint(fingerprint, resume=config.resume)
         if not config.resume:
             for n in names:
                 store.predictions_path(n).unlink(missing_ok=True)
-        task_results = evaluate(runs, runner, store, progress)
+            ranks.discard(store, names)
+        task_results = ranks.evaluate(runs, runner, store, progress)
+        if task_results is None:  # a data-parallel rank other than 0
+            paths = store.run_dir / "results.json", store.run_dir / "results.md"
+            return RunOutcome(store.run_dir, {}, *paths, primary=False)
         results = build_results(
             config=config.to_json(),
             model={
@@ -83,7 +90,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
                 "family": model.family.name,
                 **prov,
             },
-            environment=environment(),
+            environment=environment() | ranks.describe(),
             runner_stats=runner.stats.as_dict(),
             tasks=task_results,
         )

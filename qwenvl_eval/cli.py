@@ -149,7 +149,8 @@ def run(
     )
     with RichProgress() as progress:
         outcome = run_app(config, progress)
-    _print_results(outcome)
+    if outcome.primary:  # under torchrun, rank 0 prints the table for the whole run
+        _print_results(outcome)
 
 
 def _print_results(outcome) -> None:

@@ -8,7 +8,7 @@ the predictions store the moment it arrives.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,7 +145,8 @@ def evaluate_task(
     runner: Runner,
     store: PredictionStore,
     progress: Progress,
-) -> TaskResult:
+    share: Callable[[str, list[Request]], list[Request]] | None = None,
+) -> TaskResult | None:
     family = runner.family.info
     name = run.task.name
     done = store.load(name)
@@ -157,6 +158,8 @@ def evaluate_task(
         if i in requests_by_id and item.prompt_hash == requests_by_id[i].fingerprint()
     }
     todo = [r for r in run.requests if r.id not in reused]
+    if share is not None:  # a data-parallel rank answers its part only (parallel.py)
+        todo = share(name, todo)
     progress.start(name, total=len(run.requests), done=len(reused))
     fresh: dict[str, ItemResult] = {}
     for response in _answer(runner, todo):
@@ -165,6 +168,8 @@ def evaluate_task(
         fresh[item.id] = item
         progress.advance(name, 1, runner.stats.as_dict())
     progress.finish(name)
+    if share is not None:  # rank 0 merges and scores once every rank is done
+        return None
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
     result = summarise(run, items, store, resumed=len(reused))
