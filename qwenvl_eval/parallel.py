@@ -109,6 +109,11 @@ class Ranks:
 
         if not torch.cuda.is_available():
             return name
+        if self.local_rank >= torch.cuda.device_count():
+            raise UserError(
+                f"LOCAL_RANK={self.local_rank} but this node has {torch.cuda.device_count()} "
+                "GPU(s): start at most one process per GPU (--nproc-per-node), or pass --device"
+            )
         return f"cuda:{self.local_rank}"
 
     def runner_options(self, options: RunnerOptions) -> RunnerOptions:
@@ -235,8 +240,13 @@ class Ranks:
             timeout = timedelta(seconds=self.timeout_s)
             if not dist.is_initialized():
                 try:
-                    dist.init_process_group(
-                        "gloo", rank=self.rank, world_size=self.world_size, timeout=timeout
+                    self._collective(
+                        "waiting for every rank to start",
+                        dist.init_process_group,
+                        "gloo",
+                        rank=self.rank,
+                        world_size=self.world_size,
+                        timeout=timeout,
                     )
                 except ValueError as exc:  # MASTER_ADDR / MASTER_PORT missing
                     raise UserError(f"data parallel: {exc}") from None
