@@ -142,13 +142,13 @@ class Ranks:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         nonce = torch.tensor([secrets.randbits(62) if self.is_main else 0], dtype=torch.int64)
-        dist.broadcast(nonce, src=0, group=self._pg())
+        self._collective("checking the output directory", dist.broadcast, nonce, 0, self._pg())
         marker = run_dir / f".rank-check-{int(nonce.item()):x}"
         if self.is_main:
             marker.touch()
         self.barrier("checking the output directory")
         seen = torch.tensor([1 if marker.exists() else 0], dtype=torch.int64)
-        dist.all_reduce(seen, group=self._pg())
+        self._collective("checking the output directory", dist.all_reduce, seen, group=self._pg())
         if self.is_main:
             marker.unlink(missing_ok=True)
         if int(seen.item()) != self.world_size:
