@@ -11,11 +11,12 @@ from typing import Any
 from . import registry
 from .config import RunConfig, failure_limit, output_affecting, run_dir_name
 from .errors import RunFailed, UserError, storage_error
-from .evaluator import FailureBudget, Progress, evaluate, prepare_task, seed_everything
+from .evaluator import FailureBudget, Progress, prepare_task, seed_everything
 from .interrupt import Interrupted
 from .model.base import RunnerOptions
 from .model.loader import load_runner
 from .model.presets import family_of, resolve_model
+from .parallel import Ranks
 from .results.provenance import environment
 from .results.report import build_results, write_results
 from .results.store import PredictionStore
@@ -28,6 +29,7 @@ class RunOutcome:
     results: dict[str, Any]
     results_json: Path
     results_md: Path
+    primary: bool = True  # False on data-parallel ranks other than 0: rank 0 writes results
 
 
 def runner_options(config: RunConfig) -> RunnerOptions:
@@ -47,6 +49,7 @@ def runner_options(config: RunConfig) -> RunnerOptions:
 
 def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     config.validate()
+    ranks = Ranks.from_env()  # torchrun / accelerate launch: this process's part of the items
     seed_everything(config.seed)
     names = registry.resolve(config.tasks)
     if not names:
@@ -70,20 +73,29 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     )
     model = resolve_model(config.model, config.family)
 
-    runner = load_runner(model, runner_options(config))
+    runner = load_runner(model, ranks.runner_options(runner_options(config)))
     store: PredictionStore | None = None
     try:
         prov = runner.provenance()
         fingerprint = output_affecting(
             config, model.revision, str(model.path), str(prov.get("dtype")), str(prov.get("device"))
         )
-        store = PredictionStore(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
-        store.lock()
+        store = ranks.store(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
+        # One writer per run directory; the ranks of one distributed run each hold their own.
+        if ranks.is_main:
+            store.lock()
+        else:
+            store.lock(f".lock-rank{ranks.rank}")
+        ranks.barrier("run directory lock")
         store.check_fingerprint(fingerprint, resume=config.resume)
         if not config.resume:
             for n in names:
                 store.predictions_path(n).unlink(missing_ok=True)
-        task_results = evaluate(runs, runner, store, progress, budget)
+            ranks.discard(store, names)
+        task_results = ranks.evaluate(runs, runner, store, progress, budget)
+        if task_results is None:  # a data-parallel rank other than 0
+            paths = store.run_dir / "results.json", store.run_dir / "results.md"
+            return RunOutcome(store.run_dir, {}, *paths, primary=False)
         results = build_results(
             config=config.to_json(),
             model={
@@ -94,7 +106,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
                 "family": model.family.name,
                 **prov,
             },
-            environment=environment(),
+            environment=environment() | ranks.describe(),
             runner_stats=runner.stats.as_dict(),
             tasks=task_results,
         )

@@ -164,7 +164,8 @@ def run(
     config.validate()  # before the progress bar and any model work
     with RichProgress() as progress:
         outcome = run_app(config, progress)
-    _print_results(outcome)
+    if outcome.primary:  # under torchrun, rank 0 prints the table for the whole run
+        _print_results(outcome)
 
 
 def _print_results(outcome) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -210,7 +210,8 @@ def evaluate_task(
     store: PredictionStore,
     progress: Progress,
     budget: FailureBudget | None = None,
-) -> TaskResult:
+    share: Callable[[str, list[Request]], list[Request]] | None = None,
+) -> TaskResult | None:
     family = runner.family.info
     name = run.task.name
     budget = budget or FailureBudget()
@@ -234,6 +235,8 @@ def evaluate_task(
             stale,
         )
     todo = [r for r in run.requests if r.id not in reused]
+    if share is not None:  # a data-parallel rank answers its part only (parallel.py)
+        todo = share(name, todo)
     progress.start(name, total=len(run.requests), done=len(reused))
     fresh: dict[str, ItemResult] = {}
     for response in _answer(runner, todo):
@@ -243,6 +246,8 @@ def evaluate_task(
         progress.advance(name, 1, runner.stats.as_dict())
         budget.record(item, name, store)
     progress.finish(name)
+    if share is not None:  # rank 0 merges and scores once every rank is done
+        return None
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
     result = summarise(run, items, store, resumed=len(reused))
