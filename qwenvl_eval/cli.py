@@ -286,6 +286,8 @@ def compare(
 
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: must be between 0 and 1, got {alpha}")
+    if alpha / 2 * resamples < 10:  # a percentile needs resamples beyond it
+        raise UserError(f"--alpha {alpha} needs more than {resamples} --resamples")
     cmp = C.compare_runs(
         load_run(baseline),
         load_run(current),
