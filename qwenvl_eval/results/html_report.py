@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -138,7 +139,10 @@ def build_report(
     if baseline is not None:
         cmp = compare_runs(baseline, run, max_drop=0.0, resamples=1000)
         base_docs: dict[str, dict] = {}
+        gated = {(d.task, d.metric) for d in cmp.diffs if d.gated}
         for f in cmp.flips:
+            if (f.task, f.metric) not in gated:  # one entry per item: the headline metric
+                continue
             if base_docs.get(f.task) is None:
                 base_docs[f.task] = _load_docs(run, f.task, data_dir)[0]
             img, size = _thumbnail(base_docs[f.task].get(f.id))
@@ -154,14 +158,17 @@ def build_report(
                 }
             )
     data = {
-        "title": f"{run.label}: {run.path.name}",
+        "title": f"{Path(run.label).name or run.label}: {run.path.name}",
         "model": run.results["model"],
         "baseline": str(baseline.path.name) if baseline else None,
         "tasks": tasks_data,
         "flips": flips,
     }
-    table_runs = [baseline, run] if baseline else [run]
-    table = to_html(runs_table(table_runs, all_metrics=True))
+    table_runs, labels = [run], [f"{run.path.name}"]
+    if baseline is not None:
+        table_runs = [baseline, run]
+        labels = [f"baseline: {baseline.path}", f"current: {run.path}"]
+    table = to_html(runs_table(table_runs, all_metrics=True, labels=labels))
     blob = json.dumps(data, ensure_ascii=False, default=str).replace("</", "<\\/")
     page = _PAGE
     # The data goes in last: nothing in it can be mistaken for a placeholder.

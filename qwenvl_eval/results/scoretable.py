@@ -89,15 +89,26 @@ def task_order(tasks: list[str]) -> list[str]:
 
 
 def unique_labels(runs: list[Run]) -> list[str]:
-    """Row labels: the model; the run directory's name is added where two runs share one."""
+    """Row labels: the model; the run directory's name is added where two runs share one,
+    and a number where even that is shared (same config in two output folders)."""
     labels = [r.label for r in runs]
-    return [
+    named = [
         f"{lab} ({r.path.name})" if labels.count(lab) > 1 else lab
         for lab, r in zip(labels, runs, strict=True)
     ]
+    return [
+        f"{lab} #{named[:i].count(lab) + 1}" if named.count(lab) > 1 else lab
+        for i, lab in enumerate(named)
+    ]
 
 
-def runs_table(runs: list[Run], *, all_metrics: bool = False, title: str = "") -> ScoreTable:
+def runs_table(
+    runs: list[Run],
+    *,
+    all_metrics: bool = False,
+    title: str = "",
+    labels: list[str] | None = None,
+) -> ScoreTable:
     """Rows: runs; columns: each task's headline metric (every metric with all_metrics)."""
     tasks = task_order([t for r in runs for t in r.tasks])
     columns: list[tuple[str, str]] = []
@@ -113,7 +124,7 @@ def runs_table(runs: list[Run], *, all_metrics: bool = False, title: str = "") -
         if not names:  # a submission-only task: a column that says so
             names = [""]
         columns.extend((t, m) for m in names)
-    labels = [f"{t} {m}".strip() if all_metrics else t for t, m in columns]
+    names = [f"{t} {m}".strip() if all_metrics else t for t, m in columns]
     rows = []
     for r in runs:
         row = []
@@ -121,18 +132,19 @@ def runs_table(runs: list[Run], *, all_metrics: bool = False, title: str = "") -
             v = r.tasks.get(t, {}).get("metrics", {}).get(m)
             row.append(float(v) if isinstance(v, (int, float)) else math.nan)
         rows.append(row)
-    frame = pd.DataFrame(rows, index=unique_labels(runs), columns=labels, dtype=float)
+    index = labels or unique_labels(runs)
+    frame = pd.DataFrame(rows, index=index, columns=names, dtype=float)
     frame.index.name = "model"
     table = ScoreTable(
         title=title,
         values=frame,
         kinds=["measured"] * len(runs),
         lower_is_better=frozenset(
-            lab for lab, (_, m) in zip(labels, columns, strict=True) if m in LOWER_IS_BETTER
+            lab for lab, (_, m) in zip(names, columns, strict=True) if m in LOWER_IS_BETTER
         ),
     )
     for i, r in enumerate(runs):
-        for lab, (t, _) in zip(labels, columns, strict=True):
+        for lab, (t, _) in zip(names, columns, strict=True):
             task = r.tasks.get(t)
             if task and task.get("submission_file") and not task["metrics"]:
                 table.cell_text[(i, lab)] = "submission"
