@@ -184,7 +184,7 @@ def _write_or_print(text: str, output: Path | None) -> None:
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
     else:
-        write_text_atomic(output, text)
+        write_text_atomic(output, text if text.endswith("\n") else text + "\n")
         console.print(f"wrote {output}", highlight=False)
 
 

@@ -141,7 +141,8 @@ def paper_table(name: str, runs: list[Run]) -> ScoreTable:
                 continue
             for reason in protocol_differences(run, task):
                 table.mark(i, lab, reason)
-                table.mark(i + 1, lab, reason)
+                if not math.isnan(table.values.iloc[i + 1][lab]):
+                    table.mark(i + 1, lab, reason)
     if "eval_mm_drop_last" in spec:
         _mark_drop_last(table, spec["eval_mm_drop_last"], cols, [i for i, _ in measured_at])
     return table
@@ -240,8 +241,15 @@ def figure4_table(runs: list[Run]) -> ScoreTable:
     frame.index.name = "model task"
     table = ScoreTable(title=spec["title"], values=frame, kinds=kinds)
     for i, j, reason in marks:
-        table.mark(i, cols[j], reason)
-    table.footer += [f"published {r['model']} rows: {r['source']}" for r in spec["rows"]]
+        if not math.isnan(table.values.iloc[i, j]):
+            table.mark(i, cols[j], reason)
+    for r in spec["rows"]:
+        by_source: dict[str, list[str]] = {}
+        for task in r["values"]:
+            by_source.setdefault(r.get("cell_sources", {}).get(task, r["source"]), []).append(task)
+        table.footer += [
+            f"published {r['model']} {', '.join(t)}: {s}" for s, t in by_source.items()
+        ]
     table.rank_columns = False  # a column mixes tasks: its best value means nothing
     return table
 
@@ -256,18 +264,21 @@ def plot_figure4(runs: list[Run], png: Any, svg: Any) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     points = figure4_points(runs)
     many = len(points) > 1
+    colors: dict[str, str] = {}
     for model, tasks in points.items():
         for base, pts in sorted(tasks.items()):
             xs = sorted(pts)
             label = f"{model} {base}" if many else base
             (line,) = ax.plot(xs, [pts[x] for x in xs], marker="o", label=label)
-            line.set_gid(f"line-{model if many else ''}{'-' if many else ''}{base}")
+            line.set_gid(f"line-{model}-{base}" if many else f"line-{base}")
+            colors.setdefault(base, line.get_color())
     for r in published()["tables"]["figure4"]["rows"]:
         if r["model"] != "Qwen-VL":
             continue
         for task, v in r["values"].items():
             base, n = shots_of(task)
-            ax.plot([n], [v], marker="x", color="black", linestyle="none", gid=f"paper-{task}")
+            color = colors.get(base, "black")
+            ax.plot([n], [v], marker="x", color=color, linestyle="none", gid=f"paper-{task}")
     ax.set_xticks(list(SHOTS))
     ax.set_xlabel("shots")
     ax.set_ylabel("score")
