@@ -15,12 +15,11 @@ FORMATS = ("markdown", "latex", "csv", "html", "json")
 
 
 def render(table: ScoreTable, fmt: str) -> str:
-    try:
-        return _RENDERERS[fmt](table)
-    except KeyError:
+    if fmt not in _RENDERERS:
         from ..errors import UserError
 
-        raise UserError(f"--format: unknown format {fmt!r} (one of {', '.join(FORMATS)})") from None
+        raise UserError(f"--format: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    return _RENDERERS[fmt](table)
 
 
 def _cells(table: ScoreTable, bold: tuple[str, str], mark: str, escape=lambda s: s) -> pd.DataFrame:
@@ -124,17 +123,18 @@ def to_html(table: ScoreTable) -> str:
     cols = list(table.values.columns)
     from pandas.io.formats.style import Styler
 
-    # A fixed uuid and no cell ids: the same table gives the same HTML.
-    styler = Styler(cells, uuid="scores", cell_ids=False).set_table_attributes('class="scores"')
+    # Row labels become a column (delta rows share theirs); a fixed uuid and no cell ids:
+    # the same table gives the same HTML.
+    cells = cells.reset_index(names=html.escape(table.values.index.name or ""))
     classes = pd.DataFrame(
         [
-            ["best" if (i, c) in best else table.kinds[i] for c in cols]
+            ["label"] + ["best" if (i, c) in best else table.kinds[i] for c in cols]
             for i in range(len(table.values))
         ],
-        index=cells.index,
         columns=cells.columns,
     )
-    styler = styler.set_td_classes(classes)
+    styler = Styler(cells, uuid="scores", cell_ids=False).set_table_attributes('class="scores"')
+    styler = styler.hide(axis="index").set_td_classes(classes)
     out = styler.to_html(escape=False)
     if table.title:
         out = f"<h3>{html.escape(table.title)}</h3>\n" + out

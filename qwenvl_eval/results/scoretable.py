@@ -51,7 +51,12 @@ class ScoreTable:
         ranked = [i for i, k in enumerate(self.kinds) if k != "delta"]
         for col in self.values.columns:
             vals = {i: self.values.iloc[i][col] for i in ranked}
-            vals = {i: v for i, v in vals.items() if not _missing(v)}
+            # A measured cell marked as off-protocol is not ranked against the paper.
+            vals = {
+                i: v
+                for i, v in vals.items()
+                if not _missing(v) and not (self.kinds[i] == "measured" and (i, col) in self.marks)
+            }
             if len(vals) < 2:
                 continue
             pick = min if col in self.lower_is_better else max

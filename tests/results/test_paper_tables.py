@@ -187,3 +187,27 @@ def test_unknown_paper_table_is_a_usage_error(tmp_path, capsys):
     run = plant_run(tmp_path / "r", model="m", metrics={"okvqa": {"vqa_acc": 1.0}})
     code, _, err = run_cli(["table", "--paper", "table9", str(run)], capsys)
     assert code == 2 and "--paper: unknown table 'table9'" in " ".join(err.split())
+
+
+def _golden_runs(tmp_path):
+    ours = plant_run(
+        tmp_path / "ours",
+        model="Qwen/Qwen-VL",
+        metrics={"okvqa": {"vqa_acc": 59.1}, "gqa": {"acc": 58.8}, "nocaps": {"CIDEr": 121.9}},
+    )
+    other = plant_run(
+        tmp_path / "other",
+        model="qwen2-vl-7b",
+        family="qwen2-vl",
+        limit=100,
+        metrics={"okvqa": {"vqa_acc": 61.0}, "vizwiz": {"vqa_acc": 40.2}},
+    )
+    return [load_run(ours), load_run(other)]
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv", "html", "json"])
+def test_paper_table4_golden(tmp_path, fmt):
+    from tests.results.test_table_formats import EXT, GOLDEN
+
+    text = render(paper_table("table4", _golden_runs(tmp_path)), fmt)
+    assert text == (GOLDEN / f"paper_table4.{EXT[fmt]}").read_text()
