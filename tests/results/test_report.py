@@ -162,3 +162,14 @@ def test_report_renders_in_headless_chromium(two_runs, tmp_path, capsys):
     tall = [f for f in flags if not f.startswith("--window-size")] + ["--window-size=1280,3200"]
     subprocess.run([*tall, f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_without_the_data_says_so(tmp_path, capsys):
+    from tests.results.plant import plant_run
+
+    rows = [{"id": "a1", "output": "cat", "score": {"vqa_acc": 1.0}}]
+    run = plant_run(tmp_path / "r", model="m", items={"okvqa": rows})
+    code, _, err = run_cli(["report", str(run), "--data-dir", str(tmp_path / "moved")], capsys)
+    assert code == 0, err
+    page = (run / "report.html").read_text()
+    assert "images and prompts unavailable" in page and '"output": "cat"' in page
