@@ -99,7 +99,8 @@ def config_differences(baseline: Run, current: Run, task: str) -> list[str]:
     if baseline.limit != current.limit:
         reasons.append(f"--limit differs ({baseline.limit} -> {current.limit})")
     bm, cm = baseline.results["model"], current.results["model"]
-    for key in ("backend", "backend_version"):
+    # The backend and anything recorded about it (its version, engine settings).
+    for key in sorted(k for k in set(bm) | set(cm) if k.startswith("backend")):
         if bm.get(key) != cm.get(key):
             reasons.append(f"model {key} differs ({bm.get(key)} -> {cm.get(key)})")
     bc, cc = baseline.results["config"], current.results["config"]

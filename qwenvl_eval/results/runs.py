@@ -35,7 +35,9 @@ class Run:
 
     @property
     def label(self) -> str:
-        return str(self.results["config"]["model"])
+        """The model as the user named it; a local checkpoint by its folder name."""
+        spec = str(self.results["config"]["model"])
+        return Path(spec).name if spec.startswith(("/", ".", "~")) else spec
 
     @property
     def tasks(self) -> dict[str, dict[str, Any]]:
@@ -116,7 +118,7 @@ def _upgrade(path: Path, data: Any) -> dict[str, Any]:
         raise UserError(f"{path}: schema_version {version} is not a version qwenvl-eval wrote")
     # Version 1 files written before tasks recorded their headline metric: the first metric
     # is the headline (the order the task declares them).
-    for task in data["tasks"].values():
+    for task in data["tasks"].values() if isinstance(data["tasks"], dict) else ():
         if isinstance(task, dict) and "headline" not in task:
             task["headline"] = next(iter(task.get("metrics") or {}), None)
     return data

@@ -31,6 +31,7 @@ def plant_run(
     generation: dict[str, dict[str, Any]] | None = None,
     backend: str = "hf-transformers",
     gen_kwargs: dict[str, Any] | None = None,
+    model_extra: dict[str, Any] | None = None,
 ) -> Path:
     """`metrics`: task -> {metric: value} (first is the headline); `items`: task -> rows of
     {id, score, output, answer}. Tasks registered here get the paper's prompt hash and
@@ -71,7 +72,8 @@ def plant_run(
             "seed": 1234,
             "gen_kwargs": gen_kwargs or {},
         },
-        "model": {"spec": model, "family": family, "backend": backend, "dtype": "bf16"},
+        "model": {"spec": model, "family": family, "backend": backend, "dtype": "bf16"}
+        | (model_extra or {}),
         "environment": {"harness_version": "0.1.0"},
         "seeds": {"seed": 1234},
         "throughput": {},

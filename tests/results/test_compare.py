@@ -113,6 +113,10 @@ def test_changed_prompt_is_not_comparable_exits_3(runs, tmp_path, capsys):
     [
         ({"limit": 50}, "--limit differs (None -> 50)"),
         ({"backend": "vllm"}, "model backend differs (hf-transformers -> vllm)"),
+        (
+            {"model_extra": {"backend_version": "0.9"}},
+            "model backend_version differs (None -> 0.9)",
+        ),
         ({"gen_kwargs": {"max_new_tokens": 3}}, "config gen_kwargs differs"),
     ],
 )

@@ -55,6 +55,9 @@ def test_missing_and_newer_versions_are_explained(tmp_path):
     (path / "results.json").write_text(json.dumps(data | {"schema_version": 7}))
     with pytest.raises(UserError, match="schema_version 7 was written by a newer qwenvl-eval"):
         load_run(path)
+    (path / "results.json").write_text(json.dumps({"schema_version": 1, "tasks": 3}))
+    with pytest.raises(UserError, match="results.json: field "):
+        load_run(path)
     (path / "results.json").write_text(json.dumps([1, 2]))
     with pytest.raises(UserError, match="not a qwenvl-eval results file"):
         load_run(path)
