@@ -126,6 +126,11 @@ def compare_runs(
     resamples: int = 10000,
 ) -> Comparison:
     out = Comparison(str(baseline.path), str(current.path), alpha)
+    unknown = sorted(set(task_max_drop or {}) - set(baseline.tasks) - set(current.tasks))
+    if unknown:
+        from ..errors import UserError
+
+        raise UserError(f"--task-max-drop: no task {', '.join(unknown)} in either run")
     common = [t for t in baseline.tasks if t in current.tasks]
     out.only_in_one = sorted(set(baseline.tasks) ^ set(current.tasks))
     for task in common:

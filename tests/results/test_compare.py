@@ -89,6 +89,8 @@ def test_per_task_max_drop_and_alpha(runs, tmp_path, capsys):
     cur = runs("cur", BASE_RIGHT - set(range(12)))
     assert gate(capsys, tmp_path, base, cur, "--task-max-drop", "okvqa=7")[0] == 0
     assert gate(capsys, tmp_path, base, cur, "--task-max-drop", "okvqa=5")[0] == 1
+    code, _, err, _ = gate(capsys, tmp_path, base, cur, "--task-max-drop", "okvq=5")
+    assert code == 2 and "--task-max-drop: no task okvq in either run" in err
     # 20 right->wrong, 8 wrong->right: -6 points, z about 2.3: significant at 5%, not at 1%
     moderate = runs("moderate", (BASE_RIGHT - set(range(20))) | set(range(100, 108)))
     assert gate(capsys, tmp_path, base, moderate, "--alpha", "0.05")[0] == 1
