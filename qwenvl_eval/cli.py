@@ -198,23 +198,204 @@ def rescore(
     _print_results(rescore_app(run_dir, data_dir))
 
 
+def _write_or_print(text: str, output: Path | None) -> None:
+    from .results.atomic import write_text_atomic
+
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+    else:
+        write_text_atomic(output, text if text.endswith("\n") else text + "\n")
+        console.print(f"wrote {output}", highlight=False)
+
+
+@app.command("table")
+def table_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (or results.json).")],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="markdown, latex, csv, html or json (default: the "
+            "terminal, or markdown with --output).",
+        ),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    all_metrics: Annotated[
+        bool, typer.Option("--all-metrics", help="Every metric, not only the headline.")
+    ] = False,
+    paper: Annotated[
+        str | None,
+        typer.Option(
+            help="The paper's layout with published rows: table4, table5, table6, "
+            "figure4 (also draws figure4.png/.svg beside --output)."
+        ),
+    ] = None,
+) -> None:
+    """A table of runs: rows are runs, columns each task's headline metric, best marked."""
+    from .results.paper import paper_table, plot_figure4
+    from .results.render import render, to_rich
+    from .results.runs import load_run
+    from .results.scoretable import runs_table
+
+    runs = [load_run(p) for p in run_dirs]
+    table = paper_table(paper, runs) if paper else runs_table(runs, all_metrics=all_metrics)
+    if format is None and output is None:
+        out.print(to_rich(table))
+    else:
+        _write_or_print(render(table, format or "markdown"), output)
+    if paper == "figure4":
+        stem = output.with_suffix("") if output else Path("figure4")
+        png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+        plot_figure4(runs, png, svg)
+        console.print(f"wrote {png} and {svg}", highlight=False)
+
+
 @app.command()
 def leaderboard(
-    results: Annotated[list[Path], typer.Argument(help="results.json files or run directories.")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (or results.json).")],
 ) -> None:
-    """A markdown table: one row per run, each task's headline metric."""
-    import json
+    """Alias of `table --format markdown`."""
+    table_command(run_dirs, format="markdown", output=None, all_metrics=False, paper=None)
 
-    from .results.tables import leaderboard as make_table
 
-    runs = []
-    for p in results:
-        path = p / "results.json" if p.is_dir() else p
+def _task_numbers(text: str | None, flag: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pair in _split(text or ""):
+        task, _, value = pair.partition("=")
         try:
-            runs.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: unreadable results file ({exc})") from None
-    print(make_table(runs))
+            out[task.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"{flag}: expected task=number, got {pair!r}") from None
+    return out
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="The baseline run directory.")],
+    current: Annotated[Path, typer.Argument(help="The run to check.")],
+    max_drop: Annotated[
+        float, typer.Option(min=0, help="Allowed drop in points of a gated metric.")
+    ] = 1.0,
+    task_max_drop: Annotated[
+        str | None, typer.Option(help="Per-task allowed drop, e.g. okvqa=2,textvqa=0.5.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of the drop.")] = 0.05,
+    allow_config_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-config-change",
+            help="Compare even when prompts, generation, data, limits or backend differ.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path, typer.Option(help="Markdown summary; the flipped items go beside it.")
+    ] = Path("compare.md"),
+    junit_xml: Annotated[
+        Path | None, typer.Option(help="Also write a JUnit XML report here.")
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 10000,
+) -> None:
+    """Regression gate. Exit 1: a gated metric dropped by more than --max-drop, significant
+    at --alpha; 3: the runs are not comparable; 2: usage error; 0: otherwise."""
+    import os
+
+    from .results import compare as C
+    from .results.atomic import write_text_atomic
+    from .results.runs import load_run
+
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha: must be between 0 and 1, got {alpha}")
+    if alpha / 2 * resamples < 10:  # a percentile needs resamples beyond it
+        raise UserError(f"--alpha {alpha} needs more than {resamples} --resamples")
+    cmp = C.compare_runs(
+        load_run(baseline),
+        load_run(current),
+        max_drop=max_drop,
+        task_max_drop=_task_numbers(task_max_drop, "--task-max-drop"),
+        alpha=alpha,
+        resamples=resamples,
+    )
+    flips = output.with_suffix(".flips.jsonl")
+    C.write_flips(cmp, flips)
+    summary = C.summary_markdown(cmp, flips.name)
+    write_text_atomic(output, summary)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+            f.write(summary)
+    if junit_xml is not None:
+        write_text_atomic(junit_xml, C.junit_xml(cmp))
+    print(summary)
+    raise typer.Exit(C.exit_code(cmp, allow_config_change=allow_config_change))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    output: Annotated[
+        Path | None, typer.Option(help="The HTML file (default: RUN_DIR/report.html).")
+    ] = None,
+    compare_with: Annotated[
+        Path | None,
+        typer.Option("--compare", help="A baseline run: its flipped items side by side."),
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Data root for the images (default: the run's).")
+    ] = None,
+    max_items: Annotated[int, typer.Option(min=1, help="Items shown per task.")] = 200,
+) -> None:
+    """One self-contained HTML file: scores, and per task a browser of items."""
+    from .results.atomic import write_text_atomic
+    from .results.html_report import build_report
+    from .results.runs import load_run
+
+    run = load_run(run_dir)
+    base = load_run(compare_with) if compare_with else None
+    path = output or run.path / "report.html"
+    write_text_atomic(path, build_report(run, base, data_dir=data_dir, max_items=max_items))
+    out.print(f"report: {path}", highlight=False)
+
+
+@app.command("fewshot-sweep")
+def fewshot_sweep(
+    model: Annotated[str, typer.Option(help="As for `run`.")],
+    tasks: Annotated[str, typer.Option(help="Base tasks.")] = "okvqa,vizwiz,textvqa,flickr30k",
+    shots: Annotated[str, typer.Option(help="Shot counts; 0 is the zero-shot task.")] = "0,4,8,16",
+    data_dir: Annotated[str | None, typer.Option(help="As for `run`.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="First N items per task.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    seed: Annotated[int, typer.Option()] = 1234,
+    output_dir: Annotated[
+        Path, typer.Option(help="One folder per shot count under it, and figure4.*")
+    ] = Path("results/fewshot"),
+    device: Annotated[str, typer.Option()] = "auto",
+    dtype: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Paper figure 4: run each shot count (one run directory each, resumable), then draw
+    the curves and the table (figure4.png, .svg, .md under --output-dir)."""
+    from .config import RunConfig
+    from .sweep import fewshot_sweep as sweep
+
+    try:
+        counts = [int(s) for s in _split(shots)]
+    except ValueError:
+        raise UserError(f"--shots: expected comma-separated integers, got {shots!r}") from None
+    base = RunConfig(
+        model=model,
+        tasks=[],
+        data_dir=data_dir,
+        limit=limit,
+        batch_size=batch_size,
+        seed=seed,
+        output_dir=output_dir,
+        device=device,
+        dtype=dtype,
+    )
+    with RichProgress() as progress:
+        result = sweep(base, _split(tasks), counts, progress)
+    for n, run_dir in result.run_dirs.items():
+        out.print(f"{n}-shot: {run_dir}", highlight=False)
+    out.print(f"figure: {result.png}, {result.svg}; table: {result.table}", highlight=False)
 
 
 @app.command("tasks")

@@ -43,16 +43,11 @@ def run_table(results: dict[str, Any]) -> str:
 
 
 def leaderboard(runs: list[dict[str, Any]]) -> str:
-    """Rows: models; columns: each task's headline metric."""
-    tasks: list[str] = []
-    for run in runs:
-        tasks.extend(t for t in run["tasks"] if t not in tasks)
-    rows = []
-    for run in runs:
-        row = [run["config"]["model"]]
-        for t in tasks:
-            r = run["tasks"].get(t)
-            head = r.get("headline") if r else None
-            row.append(_fmt(r["metrics"][head]) if r and head in r["metrics"] else "-")
-        rows.append(row)
-    return tabulate(rows, headers=["model", *tasks], tablefmt="github", disable_numparse=True)
+    """Rows: models; columns: each task's headline metric (the `table` builder, markdown)."""
+    from pathlib import Path
+
+    from .render import to_markdown
+    from .runs import Run
+    from .scoretable import runs_table
+
+    return to_markdown(runs_table([Run(Path(f"run{i}"), r) for i, r in enumerate(runs)]))
