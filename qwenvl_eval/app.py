@@ -11,6 +11,7 @@ from typing import Any
 from . import registry
 from .config import RunConfig, output_affecting, run_dir_name
 from .evaluator import Progress, evaluate, prepare_task, seed_everything
+from .model import backends
 from .model.base import RunnerOptions
 from .model.loader import load_runner
 from .model.presets import family_of, resolve_model
@@ -40,11 +41,14 @@ def runner_options(config: RunConfig) -> RunnerOptions:
         trust_remote_code=config.trust_remote_code,
         seed=config.seed,
         preprocess_workers=config.preprocess_workers,
+        backend=config.backend,
+        extra=dict(config.backend_options),
     )
 
 
 def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     seed_everything(config.seed)
+    backends.check_options(config.backend, config.backend_options)
     names = registry.resolve(config.tasks)
     data_root = resolve_data_root(config.data_dir)
     family = family_of(config.model, config.family).info
@@ -81,6 +85,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
                 "revision": model.revision,
                 "preset": model.preset,
                 "family": model.family.name,
+                **backends.provenance(config.backend),
                 **prov,
             },
             environment=environment(),

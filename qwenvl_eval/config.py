@@ -30,6 +30,9 @@ class RunConfig:
     trust_remote_code: bool = False
     resume: bool = True
     preprocess_workers: int = 2
+    backend: str = "hf"  # see model/backends.py
+    # Backend-specific settings from their flags, e.g. {"tensor_parallel_size": 8}.
+    backend_options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -41,7 +44,10 @@ def output_affecting(
     config: RunConfig, model_revision: str | None, model_path: str, dtype: str, device: str
 ) -> dict[str, Any]:
     """The settings that change answers. Batch size and limit do not (the runner is
-    batch-invariant; a larger limit only adds items), so a run may resume with other values."""
+    batch-invariant; a larger limit only adds items), so a run may resume with other values.
+    Another backend is another run: its numerics differ."""
+    from .model import backends
+
     return {
         "model_path": model_path,
         "model_revision": model_revision,
@@ -53,6 +59,7 @@ def output_affecting(
         "gen_kwargs": config.gen_kwargs,
         "seed": config.seed,
         "data_dir": config.data_dir,
+        **backends.fingerprint(config.backend, config.backend_options),
     }
 
 

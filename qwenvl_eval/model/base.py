@@ -51,6 +51,8 @@ class RunnerOptions:
     trust_remote_code: bool = False
     seed: int = 0
     preprocess_workers: int = 2
+    backend: str = "hf"  # a key of model/backends.py's BACKENDS
+    # Backend-specific settings (e.g. vllm's tensor_parallel_size), keyed as in the table.
     extra: dict[str, Any] = field(default_factory=dict)
 
 
