@@ -73,5 +73,10 @@ class Runner(ABC):
     def provenance(self) -> dict[str, Any]:
         """What produced the outputs: model path and revision, dtype, backend, device, ..."""
 
+    def notes(self, requests: Sequence[GenerateRequest | ScoreRequest]) -> list[str]:
+        """How this backend carried out these requests' settings where that is worth knowing
+        beside the results (e.g. a setting it maps or cannot apply); added to the task's notes."""
+        return []
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         pass
