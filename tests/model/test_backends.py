@@ -127,3 +127,44 @@ def test_run_refuses_a_flag_of_another_backend_before_loading(toy_run):
     with pytest.raises(UserError, match="--gpu-memory-utilization does not apply"):
         app.run(config)
     assert seen == []
+
+
+def _cli(argv, capsys):
+    from tests.test_cli import run_cli
+
+    return run_cli(argv, capsys)
+
+
+def test_cli_backend_flags_reach_the_config(capsys, toy_task, tmp_path):
+    code, _, err = _cli(
+        ["run", "--model", "tiny-qwen2-vl", "--tasks", "toy", "--data-dir", "builtin"]
+        + ["--tensor-parallel-size", "2"],
+        capsys,
+    )
+    assert code == 2 and "Traceback" not in err
+    text = " ".join(err.split())
+    assert text.startswith("error: --tensor-parallel-size does not apply to --backend hf")
+
+
+def test_cli_unknown_backend(capsys, toy_task):
+    code, _, err = _cli(
+        ["run", "--model", "tiny-qwen2-vl", "--tasks", "toy", "--backend", "tgi"], capsys
+    )
+    assert code == 2 and "unknown backend 'tgi'" in " ".join(err.split())
+
+
+def test_vllm_backend_without_vllm_says_how_to_install(capsys, tmp_path):
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    code, _, err = _cli(
+        ["run", "--model", "tiny-qwen2-vl", "--tasks", "vqav2", "--data-dir", "builtin"]
+        + ["--limit", "1", "--output-dir", str(tmp_path)]
+        + ["--backend", "vllm", "--max-model-len", "4096"],
+        capsys,
+    )
+    text = " ".join(err.split())
+    assert code == 2 and "pip install 'qwenvl-eval[vllm]'" in text, text
