@@ -402,44 +402,54 @@ class VLLMRunner(Runner):
         partial: dict[str, dict[int, Any]] = {}
         seq = 0
         exhausted = False
-        t0 = time.perf_counter()
-        while True:
-            while not exhausted and len(inflight) < self.max_inflight:
-                item = next(items, None)
-                if item is None:
-                    exhausted = True
+        try:
+            while True:
+                while not exhausted and len(inflight) < self.max_inflight:
+                    item = next(items, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    if item.error is not None:
+                        yield self._failed(item, item.error)
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        for k, sp in enumerate(params_of(item)):
+                            prompt = item.prompt or {}
+                            if item.options is not None:
+                                ids = prompt["prompt_token_ids"] + item.options[k]
+                                prompt = dict(prompt, prompt_token_ids=ids)
+                            rid = f"q{seq}"
+                            seq += 1
+                            engine.add_request(rid, prompt, sp)
+                            inflight[rid] = (item, k)
+                    except Exception as exc:  # vLLM refused the item (too long, bad image)
+                        mine = [r for r, (it, _) in inflight.items() if it is item]
+                        if mine:
+                            engine.abort_request(mine)
+                        for r in mine:
+                            del inflight[r]
+                        yield self._failed(item, f"{type(exc).__name__}: {exc}")
+                    self.stats.seconds += time.perf_counter() - t0
+                if not inflight:
                     break
-                if item.error is not None:
-                    yield self._failed(item, item.error)
-                    continue
-                try:
-                    for k, sp in enumerate(params_of(item)):
-                        prompt = item.prompt or {}
-                        if item.options is not None:
-                            ids = prompt["prompt_token_ids"] + item.options[k]
-                            prompt = dict(prompt, prompt_token_ids=ids)
-                        rid = f"q{seq}"
-                        seq += 1
-                        engine.add_request(rid, prompt, sp)
-                        inflight[rid] = (item, k)
-                except Exception as exc:  # vLLM refused the item (too long, bad image)
-                    for rid in [r for r, (it, _) in inflight.items() if it is item]:
-                        engine.abort_request([rid])
-                        del inflight[rid]
-                    yield self._failed(item, f"{type(exc).__name__}: {exc}")
-            if not inflight:
-                break
-            for out in engine.step():
-                if not out.finished:
-                    continue
-                rid = _external_id(out.request_id, inflight)
-                item, k = inflight.pop(rid)
-                self.stats.seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                resp = self._answer(item, k, out, partial)
-                if resp is not None:
-                    yield resp
-            self.stats.batches += 1
+                outputs = engine.step()
+                self.stats.seconds += time.perf_counter() - t0
+                self.stats.batches += 1
+                for out in outputs:
+                    if not out.finished:
+                        continue
+                    item, k = inflight.pop(_external_id(out.request_id, inflight))
+                    resp = self._answer(item, k, out, partial)
+                    if resp is not None:
+                        yield resp
+        finally:
+            # Stopped early (the consumer failed or was interrupted): leave the engine empty
+            # for the next call.
+            if inflight:
+                with contextlib.suppress(Exception):
+                    engine.abort_request(list(inflight))
 
     def _answer(self, item: _Item, k: int, out, partial: dict[str, dict[int, Any]]):
         rid = item.request.id
@@ -465,15 +475,18 @@ class VLLMRunner(Runner):
         if len(got) < len(item.options):
             return None
         del partial[rid]
+        prompt_tokens = len(out.prompt_token_ids or []) - len(item.options[k])
         self.stats.items += 1
-        self.stats.prompt_tokens += len(out.prompt_token_ids or [])
+        self.stats.prompt_tokens += prompt_tokens
         bad = next((v for v in got.values() if isinstance(v, Exception)), None)
         if bad is not None:
             self.stats.errors += 1
             return Response(rid, meta=dict(item.meta or {}), error=f"ValueError: {bad}")
         scores = tuple(OptionScore.from_sum(got[i], len(o)) for i, o in enumerate(item.options))
         item.prompt = None
-        return Response(rid, options=scores, meta=dict(item.meta or {}))
+        return Response(
+            rid, options=scores, meta=dict(item.meta or {}, prompt_tokens=prompt_tokens)
+        )
 
     def _failed(self, item: _Item, error: str) -> Response:
         self.stats.items += 1

@@ -108,9 +108,24 @@ def test_option_scores_equal_the_transformers_backend(runners, image_dir):
     a = {r.id: r for r in hf.score_options(reqs)}
     b = {r.id: r for r in vl.score_options(reqs)}
     for r in reqs:
+        assert b[r.id].meta["prompt_tokens"] == a[r.id].meta["prompt_tokens"]
         for x, y in zip(a[r.id].options, b[r.id].options, strict=True):
             assert x.num_tokens == y.num_tokens
             assert math.isclose(x.sum_logprob, y.sum_logprob, rel_tol=1e-3, abs_tol=1e-3)
+
+
+def test_a_run_stopped_midway_leaves_the_engine_clean(runners, image_dir):
+    """A killed consumer (the run stopped after two answers) must not leave requests in the
+    engine that a later call would receive."""
+    _, vl = runners
+    reqs = _requests(image_dir)
+    gen = vl.generate(reqs)
+    first = [next(gen), next(gen)]
+    gen.close()
+    again = {r.id: r for r in vl.generate(reqs)}
+    assert set(again) == {r.id for r in reqs}
+    assert all(r.error is None for r in again.values())
+    assert {r.id: r.text for r in first} == {r.id: again[r.id].text for r in first}
 
 
 def test_a_bad_item_fails_alone(runners, image_dir):
