@@ -1,3 +1,5 @@
 from .cli import main
 
-main()
+# Guarded: engines that start worker processes by "spawn" (vLLM) import this module again.
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from .config import RunConfig, failure_limit, output_affecting, run_dir_name
 from .errors import RunFailed, UserError, storage_error
 from .evaluator import FailureBudget, Progress, prepare_task, seed_everything
 from .interrupt import Interrupted
+from .model import backends
 from .model.base import RunnerOptions
 from .model.loader import load_runner
 from .model.presets import family_of, resolve_model
@@ -44,6 +45,8 @@ def runner_options(config: RunConfig) -> RunnerOptions:
         trust_remote_code=config.trust_remote_code,
         seed=config.seed,
         preprocess_workers=config.preprocess_workers,
+        backend=config.backend,
+        extra=dict(config.backend_options),
     )
 
 
@@ -51,6 +54,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     config.validate()
     ranks = Ranks.from_env()  # torchrun / accelerate launch: this process's part of the items
     seed_everything(config.seed)
+    backends.check_options(config.backend, config.backend_options)
     names = registry.resolve(config.tasks)
     if not names:
         raise UserError("--tasks: no task named (expected e.g. --tasks vqav2,refcoco)")
@@ -104,6 +108,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
                 "revision": model.revision,
                 "preset": model.preset,
                 "family": model.family.name,
+                **backends.provenance(config.backend),
                 **prov,
             },
             environment=environment() | ranks.describe(),

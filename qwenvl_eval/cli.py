@@ -66,6 +66,11 @@ class RichProgress:
         self._bar.refresh()
 
 
+def _given(**flags: Any) -> dict[str, Any]:
+    """Backend flags the user set (None: not given, the backend's own default applies)."""
+    return {k: v for k, v in flags.items() if v is not None}
+
+
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -134,6 +139,19 @@ def run(
             "answers written so far are kept."
         ),
     ] = None,
+    backend: Annotated[
+        str, typer.Option(help="Engine: hf (in-process transformers), vllm.")
+    ] = "hf",
+    tensor_parallel_size: Annotated[
+        int | None, typer.Option(min=1, help="vllm: GPUs one model is split over.")
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="vllm: fraction of each GPU's memory to use."),
+    ] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(min=1, help="vllm: context length (prompt + answer tokens).")
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
@@ -160,6 +178,12 @@ def run(
         trust_remote_code=trust_remote_code,
         resume=not no_resume,
         max_failures=max_failures,
+        backend=backend,
+        backend_options=_given(
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+        ),
     )
     config.validate()  # before the progress bar and any model work
     with RichProgress() as progress:

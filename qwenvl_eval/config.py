@@ -31,6 +31,9 @@ class RunConfig:
     resume: bool = True
     preprocess_workers: int = 2
     max_failures: str | None = None  # "N" or "P%": stop the run once more items fail
+    backend: str = "hf"  # see model/backends.py
+    # Backend-specific settings from their flags, e.g. {"tensor_parallel_size": 8}.
+    backend_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Everything checkable before any data is read or a model loads: exit 2 up front
@@ -69,7 +72,10 @@ def output_affecting(
     config: RunConfig, model_revision: str | None, model_path: str, dtype: str, device: str
 ) -> dict[str, Any]:
     """The settings that change answers. Batch size and limit do not (the runner is
-    batch-invariant; a larger limit only adds items), so a run may resume with other values."""
+    batch-invariant; a larger limit only adds items), so a run may resume with other values.
+    Another backend is another run: its numerics differ."""
+    from .model import backends
+
     return {
         "model_path": model_path,
         "model_revision": model_revision,
@@ -81,6 +87,7 @@ def output_affecting(
         "gen_kwargs": config.gen_kwargs,
         "seed": config.seed,
         "data_dir": normalise_data_dir(config.data_dir),
+        **backends.fingerprint(config.backend, config.backend_options),
     }
 
 

@@ -251,6 +251,7 @@ def evaluate_task(
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
     result = summarise(run, items, store, resumed=len(reused))
+    result.notes.extend(runner.notes(run.requests))
     store.finalize(name, items)  # after aggregate: corpus metrics may add per-item scores
     return result
 

@@ -51,6 +51,8 @@ class RunnerOptions:
     trust_remote_code: bool = False
     seed: int = 0
     preprocess_workers: int = 2
+    backend: str = "hf"  # a key of model/backends.py's BACKENDS
+    # Backend-specific settings (e.g. vllm's tensor_parallel_size), keyed as in the table.
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,6 +72,11 @@ class Runner(ABC):
     @abstractmethod
     def provenance(self) -> dict[str, Any]:
         """What produced the outputs: model path and revision, dtype, backend, device, ..."""
+
+    def notes(self, requests: Sequence[GenerateRequest | ScoreRequest]) -> list[str]:
+        """How this backend carried out these requests' settings where that is worth knowing
+        beside the results (e.g. a setting it maps or cannot apply); added to the task's notes."""
+        return []
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         pass

@@ -15,8 +15,10 @@ copied once per option, over the option tokens.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
+import inspect
 import json
 import logging
 import threading
@@ -262,8 +264,15 @@ class HFRunner(BatchedRunner):
             results.append(GenOutput(text, new_tokens=min(n + 1, len(row)), meta=meta))
         return results
 
+    @functools.cached_property
+    def _cache_kwarg(self) -> str:
+        """The forward() argument that takes a Cache object in this transformers version."""
+        params = inspect.signature(self.model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
     def score_batch(self, batch: list[Prepared]) -> list[tuple[OptionScore, ...]]:
         import torch
+        from transformers import DynamicCache
 
         enc = self._collate(batch)
         core = self.model.model
@@ -274,7 +283,16 @@ class HFRunner(BatchedRunner):
                 image_grid_thw=enc.get("image_grid_thw"),
                 attention_mask=enc["attention_mask"],
             )
-            out = self.model(**enc, position_ids=position_ids, use_cache=True, logits_to_keep=1)
+            # An explicit Cache object, passed under the name this transformers version takes
+            # (`cache` since 5.2x; `past_key_values`, deprecated there, is removed in 5.40).
+            cache = DynamicCache(config=self.model.config.get_text_config())
+            out = self.model(
+                **enc,
+                position_ids=position_ids,
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_kwarg: cache},
+            )
             first_lp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
 
             rows_item: list[int] = []
@@ -290,7 +308,6 @@ class HFRunner(BatchedRunner):
             lp = first_lp[item_idx].gather(1, opt_ids_t[:, :1])  # (R, 1)
             width = opt_ids_t.shape[1]
             if width > 1:
-                cache = out.past_key_values
                 cache.reorder_cache(item_idx)  # one copy of the prompt's cache per option
                 feed = opt_ids_t[:, :-1]
                 mask = torch.cat(
@@ -308,8 +325,8 @@ class HFRunner(BatchedRunner):
                     input_ids=feed,
                     attention_mask=mask,
                     position_ids=pos,
-                    past_key_values=cache,
                     use_cache=True,
+                    **{self._cache_kwarg: cache},
                 )
                 rest = torch.log_softmax(out2.logits.float(), dim=-1).gather(
                     2, opt_ids_t[:, 1:, None]

@@ -1,5 +1,5 @@
-"""Picks the backend for a resolved model. The only place that knows which backend serves
-which family."""
+"""Loads the runner for a resolved model: the backend named in the options (see backends.py),
+and for the default backend, the implementation that serves the model's family."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
+from . import backends
 from .base import Runner, RunnerOptions
 from .presets import ResolvedModel
 
 
 def load_runner(model: ResolvedModel, options: RunnerOptions) -> Runner:
+    backends.check_options(options.backend, options.extra)
     check_files(model)
     report = _Capture()
     try:
         with report:
-            runner = _load(model, options)
+            runner = backends.load(options.backend, model, options)
     except UserError:
         raise
     except _LOAD_ERRORS as exc:
@@ -112,7 +114,9 @@ class _Capture(logging.Handler):
         return None
 
 
-def _load(model: ResolvedModel, options: RunnerOptions) -> Runner:
+def load_hf(model: ResolvedModel, options: RunnerOptions) -> Runner:
+    """The in-process backend: the native implementation for Qwen-VL v1 (its remote code is
+    not run), transformers for the chat-style families."""
     if model.family.name in ("qwen-vl", "qwen-vl-chat"):
         from .qwen_vl.runner import QwenVLRunner
 

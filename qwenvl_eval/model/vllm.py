@@ -1,0 +1,551 @@
+"""vLLM backend: the offline `vllm.LLM` engine for Qwen2-VL, Qwen2.5-VL and Qwen3-VL.
+
+Same answers as the transformers backend, by construction:
+- the prompt is rendered by the same family adapter and chat template and tokenised by the
+  checkpoint's tokenizer here, then given to vLLM as token ids (one `<|image_pad|>` per
+  image, which vLLM's processor expands), so prompt hashes and prompt tokens are identical;
+- images are resized here by the same PIL image processor the transformers backend uses, and
+  vLLM is given the same pixel limits, so its own resize is the identity;
+- decoding is exactly the request's: greedy, min_new_tokens -> min_tokens, the same stop
+  token ids and stop strings, neutral penalties, the checkpoint's generation_config ignored
+  (`generation_config="vllm"`); the text is decoded and cut here as in the other backend;
+- option scoring reads prompt log-probs of the option tokens appended to the prompt: the
+  sum over the option's tokens of log p(token | prefix), as OptionScore.from_sum defines it.
+
+vLLM schedules the requests itself (continuous batching, prefix caching): they are fed to
+the engine continuously, up to `max_inflight` waiting at a time, and each answer is yielded
+the moment its request finishes, so predictions are written as they arrive and a killed run
+resumes as with any backend.
+
+The pure functions at the top build the engine inputs; they need no vLLM (tests/model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..types import GenerateRequest, Generation, OptionScore, Request, Response, ScoreRequest
+from . import preprocess as pp
+from .base import Runner, RunnerOptions, RunnerStats
+from .devices import resolve_dtype
+from .presets import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+# Families vLLM serves with the same chat prompts as the transformers backend.
+SUPPORTED_FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+# ---- pure functions: our requests -> vLLM inputs ------------------------------------------
+def sampling_kwargs(generation: Generation, stop_ids: Sequence[int], seed: int) -> dict[str, Any]:
+    """SamplingParams(**kwargs) that decode as the transformers backend does. Beam search has
+    no faithful vLLM equivalent here (no min_tokens, no stop strings): it is refused."""
+    if generation.num_beams > 1:
+        raise UserError(
+            f"--backend vllm: num_beams={generation.num_beams} (beam search) cannot be mapped "
+            "faithfully (vLLM's beam search has no min_new_tokens or stop strings); use "
+            "--backend hf, or --gen-kwargs num_beams=1"
+        )
+    kw: dict[str, Any] = {
+        "n": 1,
+        "max_tokens": generation.max_new_tokens,
+        "min_tokens": generation.min_new_tokens,
+        # HF's min_new_tokens suppresses every eos id; vLLM's min_tokens suppresses the
+        # stop_token_ids (and the tokenizer's eos), so the same ids go here.
+        "stop_token_ids": list(stop_ids),
+        "stop": list(generation.stop),
+        "include_stop_str_in_output": False,
+        "repetition_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "min_p": 0.0,
+        "skip_special_tokens": True,
+    }
+    if generation.do_sample:
+        kw.update(temperature=1.0, seed=seed)
+    else:
+        kw["temperature"] = 0.0  # greedy
+    return kw
+
+
+def score_kwargs() -> dict[str, Any]:
+    """One dummy output token; prompt_logprobs=0 returns each prompt token's own log-prob."""
+    return {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0, "detokenize": False}
+
+
+def generation_notes(generation: Generation) -> list[str]:
+    """How the request's settings were mapped, for the task's notes in results.json."""
+    mode = "sampling (temperature 1, seeded)" if generation.do_sample else "greedy (temperature 0)"
+    notes = [
+        f"vllm: {mode}; max_new_tokens -> max_tokens={generation.max_new_tokens}, "
+        f"min_new_tokens -> min_tokens={generation.min_new_tokens}, stop strings -> stop, "
+        "eos ids -> stop_token_ids, repetition_penalty 1.0, checkpoint generation_config ignored"
+    ]
+    if generation.length_penalty != 1.0:
+        notes.append(
+            f"vllm: length_penalty={generation.length_penalty} not passed: it only acts on beam "
+            "search, and with num_beams=1 the transformers backend ignores it too"
+        )
+    if generation.do_sample:
+        notes.append(
+            "vllm: sampled outputs come from vLLM's random stream, not comparable item for item "
+            "with the transformers backend's"
+        )
+    return notes
+
+
+def prompt_input(token_ids: Sequence[int], images: Sequence[Any]) -> dict[str, Any]:
+    """A vLLM TokensPrompt: our token ids (one image placeholder per image) + the images."""
+    out: dict[str, Any] = {"prompt_token_ids": list(token_ids)}
+    if images:
+        out["multi_modal_data"] = {"image": list(images)}
+    return out
+
+
+def engine_kwargs(
+    path: Path,
+    options: RunnerOptions,
+    *,
+    dtype: str,
+    max_images: int,
+    image_size: dict[str, int],
+) -> dict[str, Any]:
+    """vllm.LLM(**kwargs). Backend flags pass through; the pixel limits are the same as the
+    image processor's here, so vLLM's resize of our pre-resized images changes nothing."""
+    extra = options.extra
+    kw: dict[str, Any] = {
+        "model": str(path),
+        "tokenizer": str(path),
+        "dtype": dtype,
+        "seed": options.seed,
+        "trust_remote_code": bool(options.trust_remote_code),
+        "generation_config": "vllm",  # never the checkpoint's sampling defaults
+        "limit_mm_per_prompt": {"image": max(1, max_images), "video": 0},
+        "mm_processor_kwargs": {"size": dict(image_size)},
+        "tensor_parallel_size": int(extra.get("tensor_parallel_size", 1)),
+    }
+    for key in ("gpu_memory_utilization", "max_model_len", "enforce_eager"):
+        if extra.get(key) is not None:
+            kw[key] = extra[key]
+    return kw
+
+
+def option_logprob_sum(prompt_logprobs: Sequence[Any], option_ids: Sequence[int]) -> float:
+    """Sum of the option tokens' log-probs; the option is the prompt's last len(option_ids)
+    tokens. `prompt_logprobs` is vLLM's list: None for the first token, then one
+    {token_id: Logprob (or float)} per token holding at least the token's own entry."""
+    n = len(option_ids)
+    if n == 0 or len(prompt_logprobs) < n + 1:
+        raise ValueError(f"prompt log-probs cover {len(prompt_logprobs)} tokens, option has {n}")
+    total = 0.0
+    for entry, tok in zip(prompt_logprobs[-n:], option_ids, strict=True):
+        if entry is None or tok not in entry:
+            raise ValueError(f"no prompt log-prob for option token {tok}")
+        lp = entry[tok]
+        total += float(getattr(lp, "logprob", lp))
+    return total
+
+
+def answer_text(
+    token_ids: Sequence[int],
+    stop_ids: Sequence[int],
+    stops: Sequence[str],
+    decode: Callable[[list[int]], str],
+) -> tuple[str, int]:
+    """(text, new tokens) exactly as the transformers backend makes them: up to the first
+    stop id, special tokens skipped, cut at the first stop string, stripped."""
+    row = list(token_ids)
+    n = next((i for i, t in enumerate(row) if t in set(stop_ids)), len(row))
+    text = pp.cut_at_stops(decode(row[:n]), stops).strip()
+    return text, min(n + 1, len(row))
+
+
+def resized(image, processor) -> tuple[Any, list[int]]:
+    """The image at the size the image processor gives it (PIL, same resample), and that
+    size as [width, height]."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    factor = int(processor.patch_size) * int(processor.merge_size)
+    w, h = image.size
+    rh, rw = smart_resize(
+        h,
+        w,
+        factor=factor,
+        min_pixels=processor.size["shortest_edge"],
+        max_pixels=processor.size["longest_edge"],
+    )
+    if (rw, rh) != (w, h):
+        image = image.resize((rw, rh), resample=int(processor.resample))
+    return image, [rw, rh]
+
+
+# ---- the runner ------------------------------------------------------------------------------
+@dataclass
+class _Item:
+    request: Request
+    prompt: dict[str, Any] | None = None  # a TokensPrompt (None when preparing failed)
+    options: list[list[int]] | None = None  # token ids per option (score requests)
+    meta: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class InputBuilder:
+    """Our side of the vLLM inputs: tokenizer, chat template, image processor and stop ids of
+    the checkpoint, loaded as the transformers backend loads them. Needs no vLLM."""
+
+    def __init__(self, model: ResolvedModel, options: RunnerOptions) -> None:
+        from transformers import AutoTokenizer, GenerationConfig
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+            Qwen2VLImageProcessorPil,
+        )
+
+        from .hf import _chat_template
+
+        self.family = model.family
+        self.path = path = Path(model.path)
+        trust = bool(options.trust_remote_code)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                path, local_files_only=True, trust_remote_code=trust
+            )
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: cannot load the tokenizer ({exc})") from None
+        # The fast tokenizer's wrapper is not safe across preparation threads.
+        self._tok_lock = threading.Lock()
+        self.template = _chat_template(path, self.tokenizer)
+        pix: dict[str, int] = {}
+        if options.min_pixels is not None:
+            pix["min_pixels"] = options.min_pixels
+        if options.max_pixels is not None:
+            pix["max_pixels"] = options.max_pixels
+        self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(
+            path, local_files_only=True, **pix
+        )
+        try:
+            ckpt_eos = GenerationConfig.from_pretrained(path, local_files_only=True).eos_token_id
+        except OSError:
+            ckpt_eos = None
+        vocab = self.tokenizer.get_vocab()
+        eos = ckpt_eos if isinstance(ckpt_eos, list) else [ckpt_eos]
+        stops = {int(e) for e in eos if e is not None}
+        for tok in (*self.family.stop_tokens, "<|endoftext|>", self.tokenizer.eos_token):
+            if tok is not None and tok in vocab:
+                stops.add(vocab[tok])
+        self.stop_ids = sorted(stops)
+
+    @property
+    def image_size(self) -> dict[str, int]:
+        size = self.image_processor.size
+        return {
+            "shortest_edge": int(size["shortest_edge"]),
+            "longest_edge": int(size["longest_edge"]),
+        }
+
+    def prepare(self, request: Request) -> _Item:
+        try:
+            images = []
+            sizes = []
+            for ref in pp.images_of(request.parts):
+                im, size = resized(ref.open(), self.image_processor)
+                images.append(im)
+                sizes.append(size)
+            with self._tok_lock:
+                if request.style == "chat":
+                    text = pp.chat_prompt(self.family, request, self.template, self.tokenizer)
+                else:
+                    text = pp.raw_prompt(self.family, request.parts)
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                opts = None
+                if isinstance(request, ScoreRequest):
+                    opts = [
+                        self.tokenizer(o, add_special_tokens=False)["input_ids"]
+                        for o in request.options
+                    ]
+            for k, o in enumerate(opts or []):
+                if not o:
+                    raise ValueError(f"option {k} ({request.options[k]!r}) is empty")
+            meta = {"input_sizes": sizes} if sizes else {}
+            return _Item(request, prompt_input(ids, images), opts, meta)
+        except Exception as exc:  # one bad item never stops the run
+            log.warning("item %s: preparation failed: %s", request.id, exc)
+            return _Item(request, error=f"{type(exc).__name__}: {exc}")
+
+    def decode(self, ids: list[int]) -> str:
+        with self._tok_lock:
+            return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+class VLLMRunner(Runner):
+    """Chat-style Qwen-VL families on vLLM. The engine is created on first use, sized for
+    the most images one prompt carries (vLLM reserves memory per allowed image)."""
+
+    max_inflight = 1024  # requests handed to vLLM ahead of their answers
+
+    def __init__(self, model: ResolvedModel, options: RunnerOptions) -> None:
+        if model.family.name not in SUPPORTED_FAMILIES:
+            raise UserError(
+                f"--backend vllm serves {', '.join(SUPPORTED_FAMILIES)}; {model.family.name} "
+                "runs the paper's raw prompts (image paths inside <img></img>), which vLLM's "
+                "Qwen-VL processor rewrites: use --backend hf for it"
+            )
+        try:
+            import vllm
+        except ImportError as exc:
+            raise UserError(
+                f"--backend vllm: vLLM is not installed ({exc}); pip install 'qwenvl-eval[vllm]'"
+            ) from None
+        import torch
+
+        self.vllm = vllm
+        self.family = model.family
+        self.resolved = model
+        self.options = options
+        self.stats = RunnerStats()
+        self.path = Path(model.path)
+        self.inputs = InputBuilder(model, options)
+        self.stop_ids = self.inputs.stop_ids
+        self.device_type = _device_type(options.device)
+        dev = torch.device("cuda" if self.device_type == "cuda" else "cpu")
+        self.dtype = str(resolve_dtype(options.dtype, dev)).removeprefix("torch.")
+        self.llm = None
+        self._max_images = 0
+
+    # ---- engine ----------------------------------------------------------------------------
+    def _engine(self, max_images: int):
+        if self.llm is None or max_images > self._max_images:
+            if self.llm is not None:
+                log.info("recreating the vLLM engine for %d images per prompt", max_images)
+                self.close()
+            kw = engine_kwargs(
+                self.path,
+                self.options,
+                dtype=_DTYPES.get(self.dtype, self.dtype),
+                max_images=max_images,
+                image_size=self.inputs.image_size,
+            )
+            self.llm = self.vllm.LLM(**kw)
+            self._max_images = max(1, max_images)
+        return self.llm
+
+    # ---- preparation (worker threads) ----------------------------------------------------
+    def _prepared(self, requests: Sequence[Request]) -> Iterator[_Item]:
+        """Items in request order, prepared ahead on worker threads (bounded look-ahead)."""
+        workers = max(1, int(self.options.preprocess_workers or 1))
+        ahead = max(workers * 4, 16)
+        with ThreadPoolExecutor(workers, thread_name_prefix="qwenvl-vllm-prep") as pool:
+            futures = []
+            it = iter(requests)
+            for r in it:
+                futures.append(pool.submit(self.inputs.prepare, r))
+                if len(futures) >= ahead:
+                    break
+            while futures:
+                f = futures.pop(0)
+                nxt = next(it, None)
+                if nxt is not None:
+                    futures.append(pool.submit(self.inputs.prepare, nxt))
+                yield f.result()
+
+    # ---- Runner API ------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]:
+        for r in requests:
+            if not isinstance(r, GenerateRequest):
+                raise TypeError(f"generate() got {type(r).__name__} for item {r.id!r}")
+        # Mapping errors (beam search) surface before any item runs.
+        params = {
+            g: self.vllm.SamplingParams(**sampling_kwargs(g, self.stop_ids, self.options.seed))
+            for g in dict.fromkeys(r.generation for r in requests)
+        }
+        return self._run(requests, lambda item: [params[item.request.generation]])
+
+    def score_options(self, requests: Sequence[ScoreRequest]) -> Iterator[Response]:
+        for r in requests:
+            if not isinstance(r, ScoreRequest):
+                raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
+            if not r.options:
+                raise ValueError(f"score request {r.id!r} has no options")
+        params = self.vllm.SamplingParams(**score_kwargs())
+        return self._run(requests, lambda item: [params] * len(item.options or []))
+
+    def notes(self, requests: Sequence[Request]) -> list[str]:
+        gens = dict.fromkeys(r.generation for r in requests if isinstance(r, GenerateRequest))
+        out: list[str] = []
+        for g in gens:
+            out.extend(n for n in generation_notes(g) if n not in out)
+        if any(isinstance(r, ScoreRequest) for r in requests):
+            out.append("vllm: option scores from prompt log-probs of the option tokens")
+        return out
+
+    # ---- machinery -------------------------------------------------------------------------
+    def _run(
+        self, requests: Sequence[Request], params_of: Callable[[_Item], list[Any]]
+    ) -> Iterator[Response]:
+        if not requests:
+            return
+        max_images = max(len(pp.images_of(r.parts)) for r in requests)
+        engine = self._engine(max_images).llm_engine
+        items = self._prepared(requests)
+        # engine request id -> (item, option index); answers wait per item for all options.
+        inflight: dict[str, tuple[_Item, int]] = {}
+        partial: dict[str, dict[int, Any]] = {}
+        seq = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(inflight) < self.max_inflight:
+                    item = next(items, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    if item.error is not None:
+                        yield self._failed(item, item.error)
+                        continue
+                    t0 = time.perf_counter()
+                    try:
+                        for k, sp in enumerate(params_of(item)):
+                            prompt = item.prompt or {}
+                            if item.options is not None:
+                                ids = prompt["prompt_token_ids"] + item.options[k]
+                                prompt = dict(prompt, prompt_token_ids=ids)
+                            rid = f"q{seq}"
+                            seq += 1
+                            engine.add_request(rid, prompt, sp)
+                            inflight[rid] = (item, k)
+                    except Exception as exc:  # vLLM refused the item (too long, bad image)
+                        mine = [r for r, (it, _) in inflight.items() if it is item]
+                        if mine:
+                            engine.abort_request(mine)
+                        for r in mine:
+                            del inflight[r]
+                        yield self._failed(item, f"{type(exc).__name__}: {exc}")
+                    self.stats.seconds += time.perf_counter() - t0
+                if not inflight:
+                    break
+                t0 = time.perf_counter()
+                outputs = engine.step()
+                self.stats.seconds += time.perf_counter() - t0
+                self.stats.batches += 1
+                for out in outputs:
+                    if not out.finished:
+                        continue
+                    item, k = inflight.pop(_external_id(out.request_id, inflight))
+                    resp = self._answer(item, k, out, partial)
+                    if resp is not None:
+                        yield resp
+        finally:
+            # Stopped early (the consumer failed or was interrupted): leave the engine empty
+            # for the next call.
+            if inflight:
+                with contextlib.suppress(Exception):
+                    engine.abort_request(list(inflight))
+
+    def _answer(self, item: _Item, k: int, out, partial: dict[str, dict[int, Any]]):
+        rid = item.request.id
+        if item.options is None:
+            comp = out.outputs[0]
+            text, new = answer_text(
+                comp.token_ids,
+                self.stop_ids,
+                item.request.generation.stop,  # type: ignore[union-attr]
+                self.inputs.decode,
+            )
+            self.stats.items += 1
+            self.stats.prompt_tokens += len(out.prompt_token_ids or [])
+            self.stats.new_tokens += new
+            meta = dict(item.meta or {}, prompt_tokens=len(out.prompt_token_ids or []))
+            item.prompt = None
+            return Response(rid, text=text, meta=meta)
+        got = partial.setdefault(rid, {})
+        try:
+            got[k] = option_logprob_sum(out.prompt_logprobs or [], item.options[k])
+        except ValueError as exc:
+            got[k] = exc
+        if len(got) < len(item.options):
+            return None
+        del partial[rid]
+        prompt_tokens = len(out.prompt_token_ids or []) - len(item.options[k])
+        self.stats.items += 1
+        self.stats.prompt_tokens += prompt_tokens
+        bad = next((v for v in got.values() if isinstance(v, Exception)), None)
+        if bad is not None:
+            self.stats.errors += 1
+            return Response(rid, meta=dict(item.meta or {}), error=f"ValueError: {bad}")
+        scores = tuple(OptionScore.from_sum(got[i], len(o)) for i, o in enumerate(item.options))
+        item.prompt = None
+        return Response(
+            rid, options=scores, meta=dict(item.meta or {}, prompt_tokens=prompt_tokens)
+        )
+
+    def _failed(self, item: _Item, error: str) -> Response:
+        self.stats.items += 1
+        self.stats.errors += 1
+        return Response(item.request.id, meta=dict(item.meta or {}), error=error)
+
+    def provenance(self) -> dict[str, Any]:
+        import transformers
+
+        from .backends import library_version
+
+        extra = self.options.extra
+        return {
+            "backend": "vllm",
+            "vllm": library_version("vllm"),
+            "model_path": str(self.path),
+            "revision": self.resolved.revision,
+            "preset": self.resolved.preset,
+            "family": self.family.name,
+            "dtype": self.dtype,
+            "device": self.device_type,
+            "tensor_parallel_size": int(extra.get("tensor_parallel_size", 1)),
+            "gpu_memory_utilization": extra.get("gpu_memory_utilization"),
+            "max_model_len": extra.get("max_model_len"),
+            "image_processor": type(self.inputs.image_processor).__name__,
+            "min_pixels": self.inputs.image_size["shortest_edge"],
+            "max_pixels": self.inputs.image_size["longest_edge"],
+            "stop_token_ids": self.stop_ids,
+            "transformers": transformers.__version__,
+        }
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            with contextlib.suppress(Exception):  # best effort: the process may be exiting
+                llm.llm_engine.engine_core.shutdown()
+            del llm
+            import gc
+
+            gc.collect()
+
+
+def _external_id(engine_id: str, inflight: dict[str, Any]) -> str:
+    """vLLM may append a random suffix to the ids it was given ("q7-1a2b3c4d")."""
+    if engine_id in inflight:
+        return engine_id
+    base = engine_id.rsplit("-", 1)[0]
+    if base in inflight:
+        return base
+    raise RuntimeError(f"vLLM answered an unknown request {engine_id!r}")
+
+
+def _device_type(device: str) -> str:
+    """vLLM chooses its platform itself; `--device cpu` only matters for the CPU build."""
+    if device != "auto":
+        return device.split(":")[0]
+    try:
+        from vllm.platforms import current_platform
+
+        return str(current_platform.device_type)
+    except Exception:  # pragma: no cover
+        return "cuda"
