@@ -59,9 +59,13 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         )
         for n in names
     ]
-    model = resolve_model(config.model, config.family)
+    if config.backend == "openai":  # a served model: nothing is loaded or resolved locally
+        from .model.openai_api import open_endpoint
 
-    runner = load_runner(model, runner_options(config))
+        model, runner = open_endpoint(config, runner_options(config))
+    else:
+        model = resolve_model(config.model, config.family)
+        runner = load_runner(model, runner_options(config))
     try:
         prov = runner.provenance()
         fingerprint = output_affecting(
@@ -81,7 +85,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
                 "revision": model.revision,
                 "preset": model.preset,
                 "family": model.family.name,
-                **prov,
+                **runner.provenance(),  # after the run: remote backends learn as they go
             },
             environment=environment(),
             runner_stats=runner.stats.as_dict(),

@@ -123,6 +123,32 @@ def run(
     resume: Annotated[
         bool, typer.Option(help="Reuse answers already in the run directory.")
     ] = True,
+    backend: Annotated[
+        str, typer.Option(help="hf (in-process transformers) or openai (a served endpoint).")
+    ] = "hf",
+    base_url: Annotated[
+        str | None, typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1.")
+    ] = None,
+    api_model: Annotated[
+        str | None, typer.Option(help="openai: the served model name (default: --model).")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="openai: environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 8,
+    request_timeout: Annotated[
+        float, typer.Option(min=0.001, help="openai: seconds per request attempt.")
+    ] = 600.0,
+    max_retries: Annotated[
+        int, typer.Option(min=0, help="openai: retries on 429/5xx/timeouts (backoff, jitter).")
+    ] = 5,
+    api_min_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--api-min-tokens",
+            help="openai: send min_new_tokens as `min_tokens` (vLLM, SGLang extension).",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
@@ -146,7 +172,17 @@ def run(
         compile=compile,
         trust_remote_code=trust_remote_code,
         resume=resume,
+        backend=backend,
+        base_url=base_url.rstrip("/") if base_url else None,
+        api_model=api_model,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        request_timeout=request_timeout,
+        max_retries=max_retries,
+        api_min_tokens=api_min_tokens,
     )
+    if backend not in ("hf", "openai"):
+        raise UserError(f"--backend: unknown backend {backend!r} (known: hf, openai)")
     with RichProgress() as progress:
         outcome = run_app(config, progress)
     _print_results(outcome)

@@ -30,6 +30,15 @@ class RunConfig:
     trust_remote_code: bool = False
     resume: bool = True
     preprocess_workers: int = 2
+    # --backend openai: a served model (see model/openai_api.py)
+    backend: str = "hf"
+    base_url: str | None = None
+    api_model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    request_timeout: float = 600.0
+    max_retries: int = 5
+    api_min_tokens: bool = False
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -42,7 +51,7 @@ def output_affecting(
 ) -> dict[str, Any]:
     """The settings that change answers. Batch size and limit do not (the runner is
     batch-invariant; a larger limit only adds items), so a run may resume with other values."""
-    return {
+    d = {
         "model_path": model_path,
         "model_revision": model_revision,
         "family": config.family,
@@ -54,6 +63,14 @@ def output_affecting(
         "seed": config.seed,
         "data_dir": config.data_dir,
     }
+    if config.backend == "openai":  # only then, so that earlier runs keep their directory
+        d |= {
+            "backend": "openai",
+            "base_url": config.base_url,
+            "api_model": config.api_model or config.model,
+            "api_min_tokens": config.api_min_tokens,
+        }
+    return d
 
 
 def run_dir_name(model_spec: str, fingerprint: dict[str, Any]) -> str:

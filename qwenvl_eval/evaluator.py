@@ -168,6 +168,9 @@ def evaluate_task(
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
     result = summarise(run, items, store, resumed=len(reused))
+    first = run.requests[0] if run.requests else None
+    if isinstance(first, GenerateRequest):
+        result.notes.extend(runner.generation_notes(first.generation))
     store.finalize(name, items)  # after aggregate: corpus metrics may add per-item scores
     return result
 
@@ -208,7 +211,29 @@ def evaluate(
     progress: Progress | None = None,
 ) -> list[TaskResult]:
     progress = progress or NullProgress()
+    check_supported(runs, runner)
     return [evaluate_task(run, runner, store, progress) for run in runs]
+
+
+def check_supported(runs: list[TaskRun], runner: Runner) -> None:
+    """Refuse, before any request, tasks the backend cannot answer (option scoring without
+    log-probabilities), naming the generation variant to run instead."""
+    if runner.supports_option_scoring:
+        return
+    for run in runs:
+        if any(isinstance(r, ScoreRequest) for r in run.requests):
+            name = run.task.name
+            variant = f"{name}_gen"
+            hint = (
+                f"use {variant} (the same questions answered by generation) instead"
+                if variant in registry.task_names()
+                else "no generation variant of it is registered"
+            )
+            backend = runner.provenance().get("backend", type(runner).__name__)
+            raise UserError(
+                f"task {name!r} scores options by log-probability, which the {backend} backend "
+                f"cannot compute (the server returns no prompt log-probs); {hint}"
+            )
 
 
 def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> TaskResult:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import GenerateRequest, Response, ScoreRequest
+from ..types import GenerateRequest, Generation, Response, ScoreRequest
 from .families import Family
 
 
@@ -60,6 +60,9 @@ class Runner(ABC):
 
     family: Family
     stats: RunnerStats
+    # False for backends that cannot compute log-probabilities: the evaluator then refuses
+    # option-scoring tasks before any request is made.
+    supports_option_scoring: bool = True
 
     @abstractmethod
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]: ...
@@ -70,6 +73,10 @@ class Runner(ABC):
     @abstractmethod
     def provenance(self) -> dict[str, Any]:
         """What produced the outputs: model path and revision, dtype, backend, device, ..."""
+
+    def generation_notes(self, generation: Generation) -> list[str]:
+        """Settings of `generation` this backend could not apply; shown in the task's notes."""
+        return []
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         pass
