@@ -177,3 +177,36 @@ def test_raw_prompt_families_are_refused_up_front():
     endpoint = EndpointOptions("http://127.0.0.1:9/v1", "qwen-vl")
     with pytest.raises(UserError, match="raw prompts"):
         OpenAIRunner(model, RunnerOptions(), endpoint)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_mistakes_are_one_line(capsys):
+    from tests.test_cli import assert_one_line_error, run_cli
+
+    base = ["run", "--model", "tiny-qwen2-vl", "--tasks", "vqav2", "--data-dir", "builtin"]
+    code, _, err = run_cli([*base, "--backend", "openai"], capsys)
+    assert_one_line_error(code, err, "--backend openai needs --base-url")
+    code, _, err = run_cli([*base, "--backend", "tgi"], capsys)
+    assert_one_line_error(code, err, "unknown backend 'tgi'", "hf, openai")
+    code, _, err = run_cli([*base, "--backend", "openai", "--base-url", "localhost:8000"], capsys)
+    assert_one_line_error(code, err, "--base-url: expected http(s)://")
+
+
+def test_unreachable_server_fails_before_any_item(capsys, tmp_path, monkeypatch):
+    from tests.test_cli import assert_one_line_error, run_cli
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-printed")
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    argv = ["run", "--model", "tiny-qwen2-vl", "--tasks", "vqav2", "--data-dir", "builtin"]
+    argv += ["--backend", "openai", "--base-url", url, "--max-retries", "0"]
+    code, out, err = run_cli([*argv, "--output-dir", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, f"{url}: cannot list the served models", "APIConnectionError")
+    assert "sk-never-printed" not in out + err
+    assert not list(tmp_path.iterdir())  # nothing written
