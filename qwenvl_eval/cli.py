@@ -149,6 +149,13 @@ def run(
             help="openai: send min_new_tokens as `min_tokens` (vLLM, SGLang extension).",
         ),
     ] = False,
+    api_prompt_logprobs: Annotated[
+        bool,
+        typer.Option(
+            "--api-prompt-logprobs",
+            help="openai: the server returns prompt log-probs (vLLM): allows option scoring.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
@@ -180,6 +187,7 @@ def run(
         request_timeout=request_timeout,
         max_retries=max_retries,
         api_min_tokens=api_min_tokens,
+        api_prompt_logprobs=api_prompt_logprobs,
     )
     if backend not in ("hf", "openai"):
         raise UserError(f"--backend: unknown backend {backend!r} (known: hf, openai)")

@@ -39,6 +39,7 @@ class RunConfig:
     request_timeout: float = 600.0
     max_retries: int = 5
     api_min_tokens: bool = False
+    api_prompt_logprobs: bool = False
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

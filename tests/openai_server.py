@@ -28,18 +28,34 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from qwenvl_eval.types import GenerateRequest, Generation, Image, ImageRef, Part, Text
+from qwenvl_eval.types import (
+    GenerateRequest,
+    Generation,
+    Image,
+    ImageRef,
+    Part,
+    ScoreRequest,
+    Text,
+)
 
 
 class BadRequest(Exception):
     pass
 
 
-def request_from_chat(body: dict[str, Any]) -> GenerateRequest:
-    """An OpenAI chat-completions body -> the harness's GenerateRequest (what the model sees)."""
+def request_from_chat(body: dict[str, Any]) -> GenerateRequest | ScoreRequest:
+    """An OpenAI chat-completions body -> the harness's request (what the model sees). With
+    vLLM's `continue_final_message`, the final assistant turn is text to score: a
+    ScoreRequest with that one option."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages: a non-empty list is required")
+    continued = None
+    if body.get("continue_final_message"):
+        if body.get("add_generation_prompt", True) or messages[-1].get("role") != "assistant":
+            raise BadRequest("continue_final_message needs a final assistant message")
+        continued = messages[-1]["content"]
+        messages = messages[:-1]
     system = None
     parts: list[Part] = []
     users = 0
@@ -63,6 +79,9 @@ def request_from_chat(body: dict[str, Any]) -> GenerateRequest:
             raise BadRequest(f"unsupported role {role!r}")
     if users != 1:
         raise BadRequest("exactly one user message is supported")
+    rid = uuid.uuid4().hex
+    if continued is not None:
+        return ScoreRequest(id=rid, parts=tuple(parts), options=(continued,), system=system)
     stop = body.get("stop") or ()
     temperature = float(body.get("temperature", 1.0))
     gen = Generation(
@@ -71,7 +90,7 @@ def request_from_chat(body: dict[str, Any]) -> GenerateRequest:
         do_sample=temperature > 0,
         stop=(stop,) if isinstance(stop, str) else tuple(stop),
     )
-    return GenerateRequest(id=uuid.uuid4().hex, parts=tuple(parts), generation=gen, system=system)
+    return GenerateRequest(id=rid, parts=tuple(parts), generation=gen, system=system)
 
 
 def _decode_image(url: str) -> ImageRef:
@@ -107,6 +126,17 @@ class Server:
             request = request_from_chat(body)
         except (BadRequest, KeyError, TypeError, ValueError) as exc:
             return 400, _error(str(exc), "BadRequestError")
+        if isinstance(request, ScoreRequest):
+            if body.get("prompt_logprobs") is None:
+                return 400, _error(
+                    "continue_final_message is only served with prompt_logprobs", "BadRequestError"
+                )
+            with self.lock:
+                entries = self.prompt_logprobs(request)
+                self.completions += 1
+            return 200, self._completion(request.id, "", len(entries), 0, "length") | {
+                "prompt_logprobs": entries
+            }
         if request.generation.do_sample:
             import torch
 
@@ -120,8 +150,13 @@ class Server:
         text = response.text or ""
         prompt_tokens = int(response.meta.get("prompt_tokens", 0))
         new_tokens = len(self.runner.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return 200, {
-            "id": f"chatcmpl-{request.id}",
+        return 200, self._completion(request.id, text, prompt_tokens, new_tokens, "stop")
+
+    def _completion(
+        self, rid: str, text: str, prompt_tokens: int, new_tokens: int, finish: str
+    ) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{rid}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.served_name,
@@ -130,7 +165,7 @@ class Server:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {
@@ -139,6 +174,41 @@ class Server:
                 "total_tokens": prompt_tokens + new_tokens,
             },
         }
+
+    def prompt_logprobs(self, request: ScoreRequest) -> list[dict[str, Any] | None]:
+        """vLLM's `prompt_logprobs: 0`: per prompt token (the first has none), the log-prob of
+        that token given the ones before it, in one forward pass over prompt + option."""
+        import torch
+
+        runner = self.runner
+        prepared = runner.prepare(request, 0)
+        x = prepared.inputs
+        (option,) = x.options
+        x.ids, x.types = x.ids + option, x.types + [0] * len(option)
+        enc = runner._collate([prepared])
+        with torch.inference_mode():
+            position_ids, _ = runner.model.model.get_rope_index(
+                enc["input_ids"],
+                mm_token_type_ids=enc["mm_token_type_ids"],
+                image_grid_thw=enc.get("image_grid_thw"),
+                attention_mask=enc["attention_mask"],
+            )
+            logits = runner.model(**enc, position_ids=position_ids).logits[0].float()
+        lp = torch.log_softmax(logits, dim=-1)
+        out: list[dict[str, Any] | None] = [None]
+        for j in range(1, len(x.ids)):
+            t = x.ids[j]
+            row = lp[j - 1]
+            out.append(
+                {
+                    str(t): {
+                        "logprob": row[t].item(),
+                        "rank": int((row > row[t]).sum()) + 1,
+                        "decoded_token": runner.tokenizer.decode([t]),
+                    }
+                }
+            )
+        return out
 
 
 def _error(message: str, kind: str) -> dict[str, Any]:

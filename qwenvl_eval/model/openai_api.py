@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import os
 import re
@@ -33,7 +34,14 @@ from typing import Any
 
 from ..config import RunConfig
 from ..errors import UserError
-from ..types import GenerateRequest, Generation, ImageRef, Response, ScoreRequest
+from ..types import (
+    GenerateRequest,
+    Generation,
+    ImageRef,
+    OptionScore,
+    Response,
+    ScoreRequest,
+)
 from . import preprocess as pp
 from .base import Runner, RunnerOptions, RunnerStats
 from .families import MODEL_TYPES, Family
@@ -61,6 +69,9 @@ class EndpointOptions:
     max_retries: int = 5
     # vLLM and SGLang accept `min_tokens`; the OpenAI API itself rejects unknown fields.
     send_min_tokens: bool = False
+    # The server returns prompt log-probs (vLLM's `prompt_logprobs` with
+    # `continue_final_message`): option-scoring tasks can then run.
+    prompt_logprobs: bool = False
 
     def __post_init__(self) -> None:
         if not re.match(r"^https?://[^/\s]+", self.base_url or ""):
@@ -87,6 +98,7 @@ def open_endpoint(config: RunConfig, options: RunnerOptions) -> tuple[ResolvedMo
         request_timeout=config.request_timeout,
         max_retries=config.max_retries,
         send_min_tokens=config.api_min_tokens,
+        prompt_logprobs=config.api_prompt_logprobs,
     )
     model = endpoint_model(config.model, config.family)
     return model, OpenAIRunner(model, options, endpoint)
@@ -130,7 +142,9 @@ def image_data_url(ref: ImageRef) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def chat_messages(family: Family, request: GenerateRequest, image_urls: Sequence[str]) -> list:
+def chat_messages(
+    family: Family, request: GenerateRequest | ScoreRequest, image_urls: Sequence[str]
+) -> list:
     """The family adapter's messages with each image part as an `image_url` part, in order."""
     urls = iter(image_urls)
     out = []
@@ -181,6 +195,25 @@ def sampling_params(
     return params, extra, notes
 
 
+def option_logprob(prompt_logprobs: Sequence[Any], option: str) -> tuple[float, int]:
+    """(sum of log-probs, token count) of `option` at the end of a prompt, from vLLM-style
+    `prompt_logprobs` (one entry per prompt token, {token_id: {logprob, decoded_token, ...}},
+    holding the prompt's own token only, as asked with `prompt_logprobs: 0`). The option's
+    tokens are the trailing ones whose decoded text adds up to it."""
+    text, total = "", 0.0
+    for n, entry in enumerate(reversed(prompt_logprobs), start=1):
+        if not entry or len(entry) != 1:
+            break
+        (tok,) = entry.values()
+        text = str(tok["decoded_token"]) + text
+        total += float(tok["logprob"])
+        if text == option:
+            return total, n
+        if not option.endswith(text):
+            break
+    raise ValueError(f"the prompt's last tokens do not spell the option {option!r}")
+
+
 def local_input_size(
     family: Family, ref: ImageRef, min_pixels: int | None, max_pixels: int | None
 ) -> list[int] | None:
@@ -214,6 +247,7 @@ class OpenAIRunner(Runner):
                 "a chat completions endpoint cannot take; use the transformers backend"
             )
         self.family = model.family
+        self.supports_option_scoring = endpoint.prompt_logprobs
         self.resolved = model
         self.options = options
         self.endpoint = endpoint
@@ -279,10 +313,17 @@ class OpenAIRunner(Runner):
     def score_options(self, requests: Sequence[ScoreRequest]) -> Iterator[Response]:
         # The evaluator refuses scoring tasks up front (supports_option_scoring); this is the
         # backstop for direct callers.
-        raise UserError(
-            "the OpenAI-compatible backend cannot score options: the server returns no "
-            "prompt log-probabilities; use the task's generation variant"
-        )
+        if not self.supports_option_scoring:
+            raise UserError(
+                "the OpenAI-compatible backend cannot score options unless the server returns "
+                "prompt log-probs (--api-prompt-logprobs); use the task's generation variant"
+            )
+        for r in requests:
+            if not isinstance(r, ScoreRequest):
+                raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
+            if not r.options:
+                raise ValueError(f"score request {r.id!r} has no options")
+        return self._run(list(requests))
 
     def generation_notes(self, generation: Generation) -> list[str]:
         notes = sampling_params(generation, self.options.seed, self.endpoint.send_min_tokens)[2]
@@ -294,7 +335,7 @@ class OpenAIRunner(Runner):
         return notes
 
     # ---- machinery -----------------------------------------------------------------------
-    def _run(self, requests: list[GenerateRequest]) -> Iterator[Response]:
+    def _run(self, requests: Sequence[GenerateRequest | ScoreRequest]) -> Iterator[Response]:
         """At most `concurrency` requests in flight; each response is yielded the moment it
         arrives. On a fatal error nothing new is sent, the requests in flight are awaited
         (their answers are still yielded, so they are saved), then the error is raised."""
@@ -331,11 +372,9 @@ class OpenAIRunner(Runner):
         if fatal is not None:
             raise fatal
 
-    def _ask(self, request: GenerateRequest) -> Response:
-        """One request, on a worker thread. Returns the item's Response (with `error` for a
+    def _ask(self, request: GenerateRequest | ScoreRequest) -> Response:
+        """One item, on a worker thread. Returns the item's Response (with `error` for a
         problem of this item) or raises EndpointError for a problem of the server."""
-        import openai
-
         try:
             refs = pp.images_of(request.parts)
             urls = [image_data_url(r) for r in refs]
@@ -350,41 +389,15 @@ class OpenAIRunner(Runner):
         except Exception as exc:  # unreadable image: this item only
             log.warning("item %s: preparation failed: %s", request.id, exc)
             return Response(request.id, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(request, ScoreRequest):
+            return self._score(request, messages, meta)
         params, extra, _ = sampling_params(
             request.generation, self.options.seed, self.endpoint.send_min_tokens
         )
-        url = self.endpoint.base_url
-        try:
-            raw = self.client.chat.completions.with_raw_response.create(
-                model=self.endpoint.api_model,
-                messages=messages,
-                extra_body=extra or None,
-                **params,
-            )
-            completion = raw.parse()
-        except (
-            openai.APIConnectionError,
-            openai.RateLimitError,
-            openai.InternalServerError,
-        ) as exc:
-            self._count(self.endpoint.max_retries + 1)
-            raise EndpointError(
-                f"{url}: item {request.id}: {_brief(exc)} after {self.endpoint.max_retries} "
-                "retries; nothing was recorded for the unanswered items: run the same command "
-                "again to resume"
-            ) from None
-        except (
-            openai.AuthenticationError,
-            openai.PermissionDeniedError,
-            openai.NotFoundError,
-        ) as exc:
-            self._count(1)
-            raise EndpointError(f"{url}: item {request.id}: {_brief(exc)}") from None
-        except openai.APIStatusError as exc:  # 400, 413, 422: about this item's request
-            self._count(1)
-            log.warning("item %s: %s", request.id, _brief(exc))
-            return Response(request.id, meta=meta, error=_brief(exc))
-        self._count(raw.retries_taken + 1, retries=raw.retries_taken)
+        raw = self._call(request.id, messages, params, extra)
+        if isinstance(raw, str):
+            return Response(request.id, meta=meta, error=raw)
+        completion = raw.parse()
         choice = completion.choices[0] if completion.choices else None
         text = (choice.message.content if choice is not None else None) or ""
         text = pp.cut_at_stops(text, request.generation.stop).strip()
@@ -404,6 +417,73 @@ class OpenAIRunner(Runner):
         if raw.retries_taken:
             meta["retries"] = raw.retries_taken
         return Response(request.id, text=text, meta=meta)
+
+    def _score(self, request: ScoreRequest, messages: list, meta: dict[str, Any]) -> Response:
+        """Each option as the assistant's turn, continued rather than closed, scored by the
+        prompt log-probs of its tokens: the transformers backend's definition (the option's
+        tokens right after the generation prompt)."""
+        params = {"max_tokens": 1, "temperature": 0.0, "seed": self.options.seed, "n": 1}
+        extra = {
+            "prompt_logprobs": 0,
+            "add_generation_prompt": False,
+            "continue_final_message": True,
+        }
+        scores = []
+        for option in request.options:
+            turn = [*messages, {"role": "assistant", "content": option}]
+            raw = self._call(request.id, turn, params, extra)
+            if isinstance(raw, str):
+                return Response(request.id, meta=meta, error=raw)
+            try:
+                body = json.loads(raw.text)
+                total, n = option_logprob(body.get("prompt_logprobs") or [], option)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                return Response(request.id, meta=meta, error=f"option {option!r}: {exc}")
+            scores.append(OptionScore.from_sum(total, n))
+            with self._lock:
+                if body.get("model"):
+                    self.response_models.add(str(body["model"]))
+                self.stats.prompt_tokens += int((body.get("usage") or {}).get("prompt_tokens") or 0)
+        return Response(request.id, options=tuple(scores), meta=meta)
+
+    def _call(self, item: str, messages: list, params: dict[str, Any], extra: dict[str, Any]):
+        """One chat completion (the client retries): the raw response, or a one-line error
+        for a 4xx about this item's request. Raises EndpointError for a problem of the
+        server."""
+        import openai
+
+        url = self.endpoint.base_url
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=self.endpoint.api_model,
+                messages=messages,
+                extra_body=extra or None,
+                **params,
+            )
+        except (
+            openai.APIConnectionError,
+            openai.RateLimitError,
+            openai.InternalServerError,
+        ) as exc:
+            self._count(self.endpoint.max_retries + 1)
+            raise EndpointError(
+                f"{url}: item {item}: {_brief(exc)} after {self.endpoint.max_retries} "
+                "retries; nothing was recorded for the unanswered items: run the same command "
+                "again to resume"
+            ) from None
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.NotFoundError,
+        ) as exc:
+            self._count(1)
+            raise EndpointError(f"{url}: item {item}: {_brief(exc)}") from None
+        except openai.APIStatusError as exc:  # 400, 413, 422: about this item's request
+            self._count(1)
+            log.warning("item %s: %s", item, _brief(exc))
+            return _brief(exc)
+        self._count(raw.retries_taken + 1, retries=raw.retries_taken)
+        return raw
 
     def _count(self, attempts: int, retries: int | None = None) -> None:
         with self._lock:
@@ -431,6 +511,7 @@ class OpenAIRunner(Runner):
             "request_timeout": self.endpoint.request_timeout,
             "max_retries": self.endpoint.max_retries,
             "send_min_tokens": self.endpoint.send_min_tokens,
+            "prompt_logprobs": self.endpoint.prompt_logprobs,
             "requests_sent": self.requests_sent,
             "retries": self.retries,
         }

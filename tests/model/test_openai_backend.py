@@ -210,3 +210,26 @@ def test_unreachable_server_fails_before_any_item(capsys, tmp_path, monkeypatch)
     assert_one_line_error(code, err, f"{url}: cannot list the served models", "APIConnectionError")
     assert "sk-never-printed" not in out + err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_option_log_prob_from_prompt_log_probs():
+    from qwenvl_eval.model.openai_api import option_logprob
+
+    def tok(i: int, text: str, lp: float) -> dict:
+        return {str(i): {"logprob": lp, "rank": 1, "decoded_token": text}}
+
+    entries = [None, tok(1, "<|im_start|>", -1.0), tok(2, "assistant", -0.5), tok(3, "\n", -0.25)]
+    assert option_logprob([*entries, tok(4, " B", -2.0)], " B") == (-2.0, 1)
+    assert option_logprob([*entries, tok(5, " Mont", -1.5), tok(6, "real", -0.5)], " Montreal") == (
+        -2.0,
+        2,
+    )
+    with pytest.raises(ValueError, match="do not spell the option ' A'"):
+        option_logprob([*entries, tok(4, " B", -2.0)], " A")
+    # More than the prompt's own token per entry (prompt_logprobs > 0): refused, not guessed.
+    two = {
+        "7": {"logprob": -1.0, "decoded_token": " A"},
+        "8": {"logprob": -3.0, "decoded_token": "x"},
+    }
+    with pytest.raises(ValueError):
+        option_logprob([*entries, two], " A")

@@ -219,3 +219,32 @@ def test_server_killed_mid_run_then_resumed(tiny_path, reference, tmp_path, monk
         "resumed": len(ids),
     }
     _same_answers(_items(run_dir, "vqav2"), reference["vqav2"])
+
+
+def test_option_scoring_through_prompt_logprobs(server, tmp_path, monkeypatch):
+    """With a server that returns prompt log-probs (vLLM's extension), scienceqa_img runs and
+    its option scores equal the transformers backend's (KV-cache continuation there, one
+    forward pass over prompt + option on the server)."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    hf = app.run(_config(tmp_path / "hf", ["scienceqa_img"], 4, batch_size=4))
+    before = get_json(server, "/stats")["completions"]
+    api = app.run(_api(tmp_path / "api", server, ["scienceqa_img"], 4, api_prompt_logprobs=True))
+    want, got = _items(hf.run_dir, "scienceqa_img"), _items(api.run_dir, "scienceqa_img")
+    assert [i["id"] for i in got] == [i["id"] for i in want]
+    n_options = 0
+    for g, w in zip(got, want, strict=True):
+        assert (g["prompt_hash"], g["answer"], g["score"]) == (
+            w["prompt_hash"],
+            w["answer"],
+            w["score"],
+        )
+        assert "error" not in g
+        for go, wo in zip(g["extra"]["options"], w["extra"]["options"], strict=True):
+            assert go["num_tokens"] == wo["num_tokens"] == 1
+            assert go["sum_logprob"] == pytest.approx(wo["sum_logprob"], abs=1e-4)
+            n_options += 1
+    assert get_json(server, "/stats")["completions"] - before == n_options
+    assert (
+        api.results["tasks"]["scienceqa_img"]["metrics"]
+        == hf.results["tasks"]["scienceqa_img"]["metrics"]
+    )
