@@ -118,6 +118,9 @@ class Server:
         self.lock = threading.Lock()  # one generation at a time
         self.completions = 0  # answered chat completions
         self.auth_failures = 0
+        self.in_flight = 0  # chat completion requests being handled now
+        self.max_in_flight = 0
+        self.counter_lock = threading.Lock()
 
     def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if body.get("model") != self.served_name:
@@ -245,7 +248,11 @@ def make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
             elif self.path == "/stats":
                 self._send(
                     200,
-                    {"completions": server.completions, "auth_failures": server.auth_failures},
+                    {
+                        "completions": server.completions,
+                        "auth_failures": server.auth_failures,
+                        "max_in_flight": server.max_in_flight,
+                    },
                 )
             elif self.path == "/v1/models":
                 if self._authorised():
@@ -276,7 +283,14 @@ def make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
             if body.get("stream"):
                 self._send(400, _error("streaming is not supported", "BadRequestError"))
                 return
-            self._send(*server.complete(body))
+            with server.counter_lock:
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            try:
+                self._send(*server.complete(body))
+            finally:
+                with server.counter_lock:
+                    server.in_flight -= 1
 
     return Handler
 
