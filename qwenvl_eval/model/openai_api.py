@@ -121,6 +121,7 @@ def _family_from_name(spec: str) -> Family:
     for key, tag in (
         ("qwen3-vl", "qwen3_vl"),
         ("qwen2.5-vl", "qwen2_5_vl"),
+        ("qwen2-5-vl", "qwen2_5_vl"),
         ("qwen2-vl", "qwen2_vl"),
     ):
         if key in name:

@@ -161,6 +161,7 @@ def test_endpoint_options_are_checked():
 def test_family_of_a_served_model_needs_no_local_files():
     assert endpoint_model("Qwen/Qwen2.5-VL-72B-Instruct").family is QWEN2_5_VL
     assert endpoint_model("qwen2-vl-7b-instruct-awq").family is QWEN2_VL
+    assert endpoint_model("org/qwen2_5_vl_finetune").family is QWEN2_5_VL
     assert endpoint_model("Qwen/Qwen3-VL-235B-A22B-Instruct").family is QWEN3_VL
     assert endpoint_model("qwen2-vl-7b").preset == "qwen2-vl-7b"  # a preset: nothing built
     assert endpoint_model("my-finetune", family="qwen2.5-vl").family is QWEN2_5_VL
