@@ -11,12 +11,18 @@ from typing import Any
 from . import registry
 from .config import RunConfig, failure_limit, output_affecting, run_dir_name
 from .errors import RunFailed, UserError, storage_error
-from .evaluator import FailureBudget, Progress, prepare_task, seed_everything
+from .evaluator import (
+    FailureBudget,
+    Progress,
+    check_supported,
+    prepare_task,
+    seed_everything,
+)
 from .interrupt import Interrupted
 from .model import backends
 from .model.base import RunnerOptions
 from .model.loader import load_runner
-from .model.presets import family_of, resolve_model
+from .model.presets import family_of
 from .parallel import Ranks
 from .results.provenance import environment
 from .results.report import build_results, write_results
@@ -75,9 +81,10 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         failure_limit(config.max_failures, sum(len(r.requests) for r in runs)),
         config.max_failures,
     )
-    model = resolve_model(config.model, config.family)
+    model = backends.resolve(config.backend, config.model, config.family)
 
     runner = load_runner(model, ranks.runner_options(runner_options(config)))
+    check_supported(runs, runner)  # before any request: tasks this engine cannot answer
     store: PredictionStore | None = None
     try:
         prov = runner.provenance()
@@ -109,7 +116,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
                 "preset": model.preset,
                 "family": model.family.name,
                 **backends.provenance(config.backend),
-                **prov,
+                **runner.provenance(),  # after the run: remote backends learn as they go
             },
             environment=environment() | ranks.describe(),
             runner_stats=runner.stats.as_dict(),

@@ -140,7 +140,10 @@ def run(
         ),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="Engine: hf (in-process transformers), vllm.")
+        str,
+        typer.Option(
+            help="Engine: hf (in-process transformers), vllm, openai (a served endpoint)."
+        ),
     ] = "hf",
     tensor_parallel_size: Annotated[
         int | None, typer.Option(min=1, help="vllm: GPUs one model is split over.")
@@ -152,6 +155,40 @@ def run(
     max_model_len: Annotated[
         int | None, typer.Option(min=1, help="vllm: context length (prompt + answer tokens).")
     ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1.")
+    ] = None,
+    api_model: Annotated[
+        str | None, typer.Option(help="openai: the served model name (default: --model).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="openai: environment variable holding the API key [OPENAI_API_KEY]."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="openai: requests in flight [8].")
+    ] = None,
+    request_timeout: Annotated[
+        float | None, typer.Option(min=0.001, help="openai: seconds per request attempt [600].")
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(min=0, help="openai: retries on 429/5xx/timeouts (backoff, jitter) [5]."),
+    ] = None,
+    api_min_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--api-min-tokens",
+            help="openai: send min_new_tokens as `min_tokens` (vLLM, SGLang extension).",
+        ),
+    ] = False,
+    api_prompt_logprobs: Annotated[
+        bool,
+        typer.Option(
+            "--api-prompt-logprobs",
+            help="openai: the server returns prompt log-probs (vLLM): allows option scoring.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
@@ -183,6 +220,14 @@ def run(
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
+            base_url=base_url.rstrip("/") if base_url else None,
+            api_model=api_model,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            request_timeout=request_timeout,
+            max_retries=max_retries,
+            api_min_tokens=api_min_tokens or None,
+            api_prompt_logprobs=api_prompt_logprobs or None,
         ),
     )
     config.validate()  # before the progress bar and any model work

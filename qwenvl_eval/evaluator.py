@@ -297,6 +297,27 @@ def evaluate(
     return [evaluate_task(run, runner, store, progress, budget) for run in runs]
 
 
+def check_supported(runs: list[TaskRun], runner: Runner) -> None:
+    """Refuse, before any request, tasks the backend cannot answer (option scoring without
+    log-probabilities), naming the generation variant to run instead."""
+    if runner.supports_option_scoring:
+        return
+    for run in runs:
+        if any(isinstance(r, ScoreRequest) for r in run.requests):
+            name = run.task.name
+            variant = f"{name}_gen"
+            hint = (
+                f"use {variant} (the same questions answered by generation) instead"
+                if variant in registry.task_names()
+                else "no generation variant of it is registered"
+            )
+            backend = runner.provenance().get("backend", type(runner).__name__)
+            raise UserError(
+                f"task {name!r} scores options by log-probability, which the {backend} backend "
+                f"cannot compute (the server returns no prompt log-probs); {hint}"
+            )
+
+
 def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> TaskResult:
     """Score saved outputs again with the current task code: no model, no GPU. Items whose
     request changed since they were answered are refused, not silently mixed."""

@@ -30,6 +30,8 @@ class Backend:
     # The subset of `options` that changes answers: it goes into the run's fingerprint.
     fingerprint_options: tuple[str, ...] = ()
     description: str = ""
+    # "module:callable" (spec, family) -> ResolvedModel: what --model names for this engine.
+    resolver: str = "qwenvl_eval.model.presets:resolve_model"
 
 
 BACKENDS: dict[str, Backend] = {
@@ -53,7 +55,25 @@ BACKENDS: dict[str, Backend] = {
             ),
             description="offline vLLM engine (pip install 'qwenvl-eval[vllm]')",
         ),
-        # "openai": Backend(...) is added here by the OpenAI-compatible backend.
+        Backend(
+            "openai",
+            "qwenvl_eval.model.openai_api:open_endpoint",
+            "openai",
+            options=(
+                "base_url",
+                "api_model",
+                "api_key_env",
+                "concurrency",
+                "request_timeout",
+                "max_retries",
+                "api_min_tokens",
+                "api_prompt_logprobs",
+            ),
+            fingerprint_options=("base_url", "api_model", "api_min_tokens"),
+            description="a served OpenAI-compatible endpoint (vllm serve, SGLang, ...)",
+            # A served model needs no local weights: --model only tells the family.
+            resolver="qwenvl_eval.model.openai_api:endpoint_model",
+        ),
     ]
 }
 
@@ -119,11 +139,19 @@ def provenance(name: str) -> dict[str, Any]:
     }
 
 
+def resolve(name: str, spec: str, family: str | None) -> ResolvedModel:
+    """The model `--model` names, as this backend needs it (local weights, or a served name)."""
+    return _import(name, get_backend(name).resolver)(spec, family)
+
+
 def load(name: str, model: ResolvedModel, options: RunnerOptions) -> Runner:
-    backend = get_backend(name)
-    module, attr = backend.loader.split(":")
+    return _import(name, get_backend(name).loader)(model, options)
+
+
+def _import(name: str, target: str) -> Any:
+    module, attr = target.split(":")
     try:
-        loader = getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
         if (exc.name or "").startswith("qwenvl_eval"):
             raise  # our own bug, not a missing engine
@@ -131,4 +159,3 @@ def load(name: str, model: ResolvedModel, options: RunnerOptions) -> Runner:
             f"--backend {name}: cannot import {exc.name or module} ({exc}); "
             f"install it with: pip install 'qwenvl-eval[{name}]'"
         ) from None
-    return loader(model, options)

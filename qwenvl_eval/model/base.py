@@ -62,6 +62,9 @@ class Runner(ABC):
 
     family: Family
     stats: RunnerStats
+    # False for backends that cannot compute log-probabilities: the evaluator then refuses
+    # option-scoring tasks before any request is made.
+    supports_option_scoring: bool = True
 
     @abstractmethod
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]: ...

@@ -1,0 +1,532 @@
+"""OpenAI-compatible backend: the harness's requests sent to a served model (`vllm serve`,
+SGLang, `transformers serve`, a hosted endpoint) as chat completions.
+
+What keeps answers comparable with the in-process backends:
+- the user turn is the family adapter's `chat_messages` with each image as a base64 data URL
+  of the file's own bytes (never re-encoded), so a server applying the checkpoint's chat
+  template renders the same prompt text the transformers backend renders;
+- decoding is greedy (temperature 0) with the task's max_new_tokens, stop strings and the run's
+  seed; what the chat API cannot express (beam search, min_new_tokens unless the server takes
+  vLLM's `min_tokens`) is written into the task's notes in the results.
+
+Transport: the `openai` client does the HTTP, the per-request timeout and the retries
+(exponential backoff with jitter on 408/409/429/5xx, timeouts and dropped connections). A
+failure that outlives the retries and is not the item's fault (server gone, rate limited,
+5xx) stops the run instead of recording the item as failed, so that running the same command
+again resumes exactly the missing items; a 4xx about one item is that item's error.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..types import (
+    GenerateRequest,
+    Generation,
+    ImageRef,
+    OptionScore,
+    Response,
+    ScoreRequest,
+)
+from . import preprocess as pp
+from .base import Runner, RunnerOptions, RunnerStats
+from .families import MODEL_TYPES, Family
+from .presets import PRESETS, ResolvedModel, family_of
+
+log = logging.getLogger(__name__)
+
+# Qwen2.5-VL answers boxes in pixels of the image as resized by the server's processor; the
+# server does not say that size, so it is computed here with the processor's own rule and its
+# default pixel limits (or --min-pixels/--max-pixels). (factor, min_pixels, max_pixels)
+_RESIZE_RULES = {"qwen2.5-vl": (28, 56 * 56, 28 * 28 * 16384)}
+
+
+class EndpointError(UserError):
+    """The server cannot answer (unreachable, rate limited, failing) after the retries."""
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    base_url: str
+    api_model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    request_timeout: float = 600.0
+    max_retries: int = 5
+    # vLLM and SGLang accept `min_tokens`; the OpenAI API itself rejects unknown fields.
+    send_min_tokens: bool = False
+    # The server returns prompt log-probs (vLLM's `prompt_logprobs` with
+    # `continue_final_message`): option-scoring tasks can then run.
+    prompt_logprobs: bool = False
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^https?://[^/\s]+", self.base_url or ""):
+            raise UserError(f"--base-url: expected http(s)://host[:port]/v1, got {self.base_url!r}")
+        if not self.api_model:
+            raise UserError("--api-model: the model name the server serves is required")
+        if self.concurrency < 1:
+            raise UserError(f"--concurrency: must be >= 1, got {self.concurrency}")
+        if not self.request_timeout > 0:
+            raise UserError(f"--request-timeout: must be > 0, got {self.request_timeout}")
+        if self.max_retries < 0:
+            raise UserError(f"--max-retries: must be >= 0, got {self.max_retries}")
+
+
+def open_endpoint(model: ResolvedModel, options: RunnerOptions) -> Runner:
+    """The runner for `--backend openai` (the backend table's loader); its flags arrive in
+    `options.extra`, and `--api-model` defaults to `--model`."""
+    extra = options.extra
+    if not extra.get("base_url"):
+        raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    endpoint = EndpointOptions(
+        base_url=extra["base_url"],
+        api_model=extra.get("api_model") or model.spec,
+        api_key_env=extra.get("api_key_env", "OPENAI_API_KEY"),
+        concurrency=extra.get("concurrency", 8),
+        request_timeout=extra.get("request_timeout", 600.0),
+        max_retries=extra.get("max_retries", 5),
+        send_min_tokens=bool(extra.get("api_min_tokens", False)),
+        prompt_logprobs=bool(extra.get("api_prompt_logprobs", False)),
+    )
+    return OpenAIRunner(model, options, endpoint)
+
+
+def endpoint_model(spec: str, family: str | None = None) -> ResolvedModel:
+    """The model as far as the harness needs it for a served endpoint: its family (prompts,
+    box format). No local weights are needed, so a Hub id not in the local cache is fine:
+    the family then comes from its name or from --family."""
+    preset = spec if spec in PRESETS else None
+    if family or preset or Path(spec).expanduser().is_dir():
+        fam = family_of(spec, family)
+    else:
+        fam = _family_from_name(spec)
+    return ResolvedModel(spec, Path(spec), fam, None, preset)
+
+
+def _family_from_name(spec: str) -> Family:
+    name = spec.lower().replace("_", "-")
+    for key, tag in (
+        ("qwen3-vl", "qwen3_vl"),
+        ("qwen2.5-vl", "qwen2_5_vl"),
+        ("qwen2-5-vl", "qwen2_5_vl"),
+        ("qwen2-vl", "qwen2_vl"),
+    ):
+        if key in name:
+            return MODEL_TYPES[tag]
+    raise UserError(
+        f"--model {spec!r}: cannot tell the model family from the name; "
+        f"pass --family (qwen2-vl, qwen2.5-vl or qwen3-vl)"
+    )
+
+
+# ---- pure request building ---------------------------------------------------------------
+def image_data_url(ref: ImageRef) -> str:
+    """The image file's own bytes as a data URL (re-encoding would change the pixels)."""
+    from PIL import Image as PILImage
+
+    data = ref.data if ref.data is not None else Path(ref.path or "").read_bytes()
+    with PILImage.open(io.BytesIO(data)) as im:
+        mime = PILImage.MIME.get(im.format or "", "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def chat_messages(
+    family: Family, request: GenerateRequest | ScoreRequest, image_urls: Sequence[str]
+) -> list:
+    """The family adapter's messages with each image part as an `image_url` part, in order."""
+    urls = iter(image_urls)
+    out = []
+    for msg in family.chat_messages(request.parts, request.system):
+        parts = []
+        for part in msg["content"]:
+            if part["type"] == "image":
+                parts.append({"type": "image_url", "image_url": {"url": next(urls)}})
+            else:
+                parts.append(part)
+        if msg["role"] == "system":  # plain string: every server takes it, templates agree
+            out.append({"role": "system", "content": "".join(p["text"] for p in parts)})
+        else:
+            out.append({"role": msg["role"], "content": parts})
+    if next(urls, None) is not None:
+        raise ValueError("more images than image parts in the request")
+    return out
+
+
+def sampling_params(
+    generation: Generation, seed: int, send_min_tokens: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Chat-completions arguments, vendor extras (`extra_body`) and notes on what could not be
+    sent."""
+    params: dict[str, Any] = {
+        "max_tokens": generation.max_new_tokens,
+        "temperature": 1.0 if generation.do_sample else 0.0,
+        "seed": seed,
+        "n": 1,
+    }
+    if generation.stop:
+        params["stop"] = list(generation.stop)
+    extra: dict[str, Any] = {}
+    notes: list[str] = []
+    if generation.min_new_tokens:
+        if send_min_tokens:
+            extra["min_tokens"] = generation.min_new_tokens
+        else:
+            notes.append(
+                f"min_new_tokens={generation.min_new_tokens} not applied: the chat completions "
+                "API has no minimum length (pass --api-min-tokens to a vLLM or SGLang server)"
+            )
+    if generation.num_beams > 1:
+        notes.append(
+            f"num_beams={generation.num_beams} (length_penalty={generation.length_penalty}) "
+            "not applied: the chat completions API has no beam search; decoding was greedy"
+        )
+    return params, extra, notes
+
+
+def option_logprob(prompt_logprobs: Sequence[Any], option: str) -> tuple[float, int]:
+    """(sum of log-probs, token count) of `option` at the end of a prompt, from vLLM-style
+    `prompt_logprobs` (one entry per prompt token, {token_id: {logprob, decoded_token, ...}},
+    holding the prompt's own token only, as asked with `prompt_logprobs: 0`). The option's
+    tokens are the trailing ones whose decoded text adds up to it."""
+    text, total = "", 0.0
+    for n, entry in enumerate(reversed(prompt_logprobs), start=1):
+        if not entry or len(entry) != 1:
+            break
+        (tok,) = entry.values()
+        text = str(tok["decoded_token"]) + text
+        total += float(tok["logprob"])
+        if text == option:
+            return total, n
+        if not option.endswith(text):
+            break
+    raise ValueError(f"the prompt's last tokens do not spell the option {option!r}")
+
+
+def local_input_size(
+    family: Family, ref: ImageRef, min_pixels: int | None, max_pixels: int | None
+) -> list[int] | None:
+    """[width, height] the server's processor resizes the image to, for families whose boxes
+    are in those pixels; None for the others."""
+    rule = _RESIZE_RULES.get(family.name)
+    if rule is None:
+        return None
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    factor, lo, hi = rule
+    w, h = ref.size()
+    rh, rw = smart_resize(
+        h, w, factor=factor, min_pixels=min_pixels or lo, max_pixels=max_pixels or hi
+    )
+    return [rw, rh]
+
+
+# ---- the runner ----------------------------------------------------------------------------
+class OpenAIRunner(Runner):
+    supports_option_scoring = False
+
+    def __init__(
+        self, model: ResolvedModel, options: RunnerOptions, endpoint: EndpointOptions
+    ) -> None:
+        import openai
+
+        if "chat" not in model.family.prompt_keys:
+            raise UserError(
+                f"family {model.family.name!r} is evaluated with the paper's raw prompts, which "
+                "a chat completions endpoint cannot take; use the transformers backend"
+            )
+        self.family = model.family
+        self.supports_option_scoring = endpoint.prompt_logprobs
+        self.resolved = model
+        self.options = options
+        self.endpoint = endpoint
+        self.stats = RunnerStats()
+        self.retries = 0
+        self.requests_sent = 0
+        self.response_models: set[str] = set()
+        self.system_fingerprints: set[str] = set()
+        self._lock = threading.Lock()
+        # The key is read here and handed to the client only: never stored on the runner,
+        # never in provenance, results or logs. Local servers take any key.
+        api_key = os.environ.get(endpoint.api_key_env) or "EMPTY"
+        self.client = openai.OpenAI(
+            base_url=endpoint.base_url,
+            api_key=api_key,
+            timeout=endpoint.request_timeout,
+            max_retries=endpoint.max_retries,
+        )
+        self.server_model = self._check_model()
+
+    def _check_model(self) -> dict[str, Any]:
+        """Before any item: the server answers and serves `api_model`."""
+        import openai
+
+        url = self.endpoint.base_url
+        try:
+            served = list(self.client.models.list())
+        except openai.NotFoundError:
+            return {}  # a server without /models: the first request will tell
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise EndpointError(
+                f"{url}: the server refused the API key from ${self.endpoint.api_key_env} "
+                f"({exc.status_code})"
+            ) from None
+        except openai.APIError as exc:
+            raise EndpointError(f"{url}: cannot list the served models ({_brief(exc)})") from None
+        ids = [m.id for m in served]
+        match = next((m for m in served if m.id == self.endpoint.api_model), None)
+        if match is None:
+            raise EndpointError(
+                f"{url}: model {self.endpoint.api_model!r} is not served "
+                f"(served: {', '.join(ids) or 'none'}); pass one of them as --api-model"
+            )
+        info = {"id": match.id, "owned_by": getattr(match, "owned_by", None)}
+        for key in ("root", "max_model_len"):  # vLLM adds these
+            value = (getattr(match, "model_extra", None) or {}).get(key)
+            if value is not None:
+                info[key] = value
+        return info
+
+    # ---- Runner API ----------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]:
+        for r in requests:
+            if not isinstance(r, GenerateRequest):
+                raise TypeError(f"generate() got {type(r).__name__} for item {r.id!r}")
+            if r.style != "chat":
+                raise UserError(
+                    f"item {r.id!r}: raw prompts cannot be sent as chat completions; "
+                    "use the transformers backend"
+                )
+        return self._run(list(requests))
+
+    def score_options(self, requests: Sequence[ScoreRequest]) -> Iterator[Response]:
+        # The evaluator refuses scoring tasks up front (supports_option_scoring); this is the
+        # backstop for direct callers.
+        if not self.supports_option_scoring:
+            raise UserError(
+                "the OpenAI-compatible backend cannot score options unless the server returns "
+                "prompt log-probs (--api-prompt-logprobs); use the task's generation variant"
+            )
+        for r in requests:
+            if not isinstance(r, ScoreRequest):
+                raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
+            if not r.options:
+                raise ValueError(f"score request {r.id!r} has no options")
+        return self._run(list(requests))
+
+    def notes(self, requests: Sequence[GenerateRequest | ScoreRequest]) -> list[str]:
+        first = requests[0] if requests else None
+        return self.generation_notes(first.generation) if isinstance(first, GenerateRequest) else []
+
+    def generation_notes(self, generation: Generation) -> list[str]:
+        notes = sampling_params(generation, self.options.seed, self.endpoint.send_min_tokens)[2]
+        if self.options.min_pixels is not None or self.options.max_pixels is not None:
+            notes.append(
+                "--min-pixels/--max-pixels are not sent to the server: it resizes images "
+                "with its own processor settings"
+            )
+        return notes
+
+    # ---- machinery -----------------------------------------------------------------------
+    def _run(self, requests: Sequence[GenerateRequest | ScoreRequest]) -> Iterator[Response]:
+        """At most `concurrency` requests in flight; each response is yielded the moment it
+        arrives. On a fatal error nothing new is sent, the requests in flight are awaited
+        (their answers are still yielded, so they are saved), then the error is raised."""
+        if not requests:
+            return
+        todo = iter(requests)
+        pending: set[Future[Response]] = set()
+        fatal: EndpointError | None = None
+        pool = ThreadPoolExecutor(self.endpoint.concurrency, thread_name_prefix="qwenvl-api")
+        t0 = time.perf_counter()
+        try:
+            while True:
+                while fatal is None and len(pending) < self.endpoint.concurrency:
+                    r = next(todo, None)
+                    if r is None:
+                        break
+                    pending.add(pool.submit(self._ask, r))
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        response = f.result()
+                    except EndpointError as exc:
+                        fatal = fatal or exc
+                        continue
+                    self.stats.items += 1
+                    self.stats.errors += response.error is not None
+                    self.stats.seconds = time.perf_counter() - t0
+                    yield response
+        finally:
+            self.stats.seconds = time.perf_counter() - t0
+            pool.shutdown(wait=False, cancel_futures=True)
+        if fatal is not None:
+            raise fatal
+
+    def _ask(self, request: GenerateRequest | ScoreRequest) -> Response:
+        """One item, on a worker thread. Returns the item's Response (with `error` for a
+        problem of this item) or raises EndpointError for a problem of the server."""
+        try:
+            refs = pp.images_of(request.parts)
+            urls = [image_data_url(r) for r in refs]
+            messages = chat_messages(self.family, request, urls)
+            meta: dict[str, Any] = {}
+            sizes = [
+                local_input_size(self.family, r, self.options.min_pixels, self.options.max_pixels)
+                for r in refs
+            ]
+            if sizes and all(s is not None for s in sizes):
+                meta["input_sizes"] = sizes
+        except Exception as exc:  # unreadable image: this item only
+            log.warning("item %s: preparation failed: %s", request.id, exc)
+            return Response(request.id, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(request, ScoreRequest):
+            return self._score(request, messages, meta)
+        params, extra, _ = sampling_params(
+            request.generation, self.options.seed, self.endpoint.send_min_tokens
+        )
+        raw = self._call(request.id, messages, params, extra)
+        if isinstance(raw, str):
+            return Response(request.id, meta=meta, error=raw)
+        completion = raw.parse()
+        choice = completion.choices[0] if completion.choices else None
+        text = (choice.message.content if choice is not None else None) or ""
+        text = pp.cut_at_stops(text, request.generation.stop).strip()
+        usage = completion.usage
+        with self._lock:
+            if completion.model:
+                self.response_models.add(completion.model)
+            if completion.system_fingerprint:
+                self.system_fingerprints.add(completion.system_fingerprint)
+            if usage is not None:
+                self.stats.prompt_tokens += usage.prompt_tokens or 0
+                self.stats.new_tokens += usage.completion_tokens or 0
+        if usage is not None and usage.prompt_tokens is not None:
+            meta["prompt_tokens"] = usage.prompt_tokens
+        if choice is not None and choice.finish_reason:
+            meta["finish_reason"] = choice.finish_reason
+        if raw.retries_taken:
+            meta["retries"] = raw.retries_taken
+        return Response(request.id, text=text, meta=meta)
+
+    def _score(self, request: ScoreRequest, messages: list, meta: dict[str, Any]) -> Response:
+        """Each option as the assistant's turn, continued rather than closed, scored by the
+        prompt log-probs of its tokens: the transformers backend's definition (the option's
+        tokens right after the generation prompt)."""
+        params = {"max_tokens": 1, "temperature": 0.0, "seed": self.options.seed, "n": 1}
+        extra = {
+            "prompt_logprobs": 0,
+            "add_generation_prompt": False,
+            "continue_final_message": True,
+        }
+        scores = []
+        for option in request.options:
+            turn = [*messages, {"role": "assistant", "content": option}]
+            raw = self._call(request.id, turn, params, extra)
+            if isinstance(raw, str):
+                return Response(request.id, meta=meta, error=raw)
+            try:
+                body = json.loads(raw.text)
+                total, n = option_logprob(body.get("prompt_logprobs") or [], option)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                return Response(request.id, meta=meta, error=f"option {option!r}: {exc}")
+            scores.append(OptionScore.from_sum(total, n))
+            with self._lock:
+                if body.get("model"):
+                    self.response_models.add(str(body["model"]))
+                self.stats.prompt_tokens += int((body.get("usage") or {}).get("prompt_tokens") or 0)
+        return Response(request.id, options=tuple(scores), meta=meta)
+
+    def _call(self, item: str, messages: list, params: dict[str, Any], extra: dict[str, Any]):
+        """One chat completion (the client retries): the raw response, or a one-line error
+        for a 4xx about this item's request. Raises EndpointError for a problem of the
+        server."""
+        import openai
+
+        url = self.endpoint.base_url
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=self.endpoint.api_model,
+                messages=messages,
+                extra_body=extra or None,
+                **params,
+            )
+        except (
+            openai.APIConnectionError,
+            openai.RateLimitError,
+            openai.InternalServerError,
+        ) as exc:
+            self._count(self.endpoint.max_retries + 1)
+            raise EndpointError(
+                f"{url}: item {item}: {_brief(exc)} after {self.endpoint.max_retries} "
+                "retries; nothing was recorded for the unanswered items: run the same command "
+                "again to resume"
+            ) from None
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.NotFoundError,
+        ) as exc:
+            self._count(1)
+            raise EndpointError(f"{url}: item {item}: {_brief(exc)}") from None
+        except openai.APIStatusError as exc:  # 400, 413, 422: about this item's request
+            self._count(1)
+            log.warning("item %s: %s", item, _brief(exc))
+            return _brief(exc)
+        self._count(raw.retries_taken + 1, retries=raw.retries_taken)
+        return raw
+
+    def _count(self, attempts: int, retries: int | None = None) -> None:
+        with self._lock:
+            self.requests_sent += attempts
+            self.retries += attempts - 1 if retries is None else retries
+            self.stats.batches += 1
+
+    def provenance(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {
+            "backend": "openai",
+            "base_url": self.endpoint.base_url,
+            "api_model": self.endpoint.api_model,
+            "server_model": self.server_model,
+            "response_models": sorted(self.response_models),
+            "system_fingerprints": sorted(self.system_fingerprints),
+            "api_key_env": self.endpoint.api_key_env,  # the variable's name, never its value
+            "client": "openai",
+            "client_version": version("openai"),
+            "family": self.family.name,
+            "dtype": "server",
+            "device": "remote",
+            "concurrency": self.endpoint.concurrency,
+            "request_timeout": self.endpoint.request_timeout,
+            "max_retries": self.endpoint.max_retries,
+            "send_min_tokens": self.endpoint.send_min_tokens,
+            "prompt_logprobs": self.endpoint.prompt_logprobs,
+            "requests_sent": self.requests_sent,
+            "retries": self.retries,
+        }
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _brief(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    kind = type(exc).__name__
+    msg = str(getattr(exc, "message", "") or exc).strip().splitlines()[0][:300]
+    return f"{kind} {status}: {msg}" if status else f"{kind}: {msg}"
