@@ -143,4 +143,7 @@ class QwenVLRunner(BatchedRunner):
             [p.inputs["options"] for p in batch],
             self.pad_id,
         )
-        return [tuple(OptionScore.from_sum(s, n) for s, n in per_item) for per_item in results]
+        return [
+            tuple(OptionScore.from_sum(sum(tokens), len(tokens)) for tokens in per_item)
+            for per_item in results
+        ]
