@@ -25,6 +25,8 @@ from qwenvl_eval.metrics.grounding import (
 from qwenvl_eval.metrics.multiple_choice import (
     GroupAccuracy,
     argmin_option,
+    bf16_round,
+    eval_mm_bf16_loss,
     mean_loss,
     scienceqa_accuracy,
 )
@@ -47,9 +49,11 @@ __all__ = [
     "anls_normalize",
     "anls_similarity",
     "argmin_option",
+    "bf16_round",
     "box_iou",
     "caption_scores",
     "coco_xywh_to_xyxy",
+    "eval_mm_bf16_loss",
     "eval_mm_box",
     "eval_mm_iou",
     "exact_match",

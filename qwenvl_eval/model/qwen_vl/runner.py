@@ -117,7 +117,10 @@ class QwenVLRunner(BatchedRunner):
                 raise ValueError(f"option {empty[0]!r} encodes to no tokens")
             inputs["options"] = opts
             num_tokens += max(len(o) for o in opts) - 1
-        meta = {"input_sizes": [[self.image_size, self.image_size]] * len(images)}
+        meta: dict[str, Any] = {"input_sizes": [[self.image_size, self.image_size]] * len(images)}
+        if not isinstance(request, GenerateRequest):
+            # Paper-mode ScienceQA compares options as eval_mm does on this dtype's logits.
+            meta["logits_dtype"] = str(self.dtype).removeprefix("torch.")
         return Prepared(request, index, num_tokens, inputs=inputs, meta=meta)
 
     def generate_batch(self, batch: list[Prepared], generation: Generation) -> list[GenOutput]:
@@ -143,6 +146,10 @@ class QwenVLRunner(BatchedRunner):
             [p.inputs["options"] for p in batch],
             self.pad_id,
         )
+        if self.dtype == torch.bfloat16:
+            # eval_mm rounds each token's loss to bf16: the task needs the tokens, not the sums.
+            for p, per_item in zip(batch, results, strict=True):
+                p.meta["option_token_logprobs"] = per_item
         return [
             tuple(OptionScore.from_sum(sum(tokens), len(tokens)) for tokens in per_item)
             for per_item in results
