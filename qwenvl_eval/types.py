@@ -67,6 +67,9 @@ class Generation:
     num_beams: int = 1
     do_sample: bool = False
     stop: tuple[str, ...] = ()
+    # 1.0 = off. The Qwen2/2.5-VL Instruct checkpoints ship 1.05, which the neutral settings
+    # drop; `--gen-kwargs repetition_penalty=1.05` restores it.
+    repetition_penalty: float = 1.0
 
     def replace(self, **overrides: Any) -> Generation:
         unknown = set(overrides) - set(asdict(self))

@@ -67,6 +67,20 @@ def _chat_template(path: Path, tokenizer) -> str:
     raise UserError(f"{path}: no chat template (chat_template.json or tokenizer_config.json)")
 
 
+def _generation_notes(checkpoint: dict[str, Any]) -> list[str]:
+    """What the neutral greedy settings drop from the checkpoint's generation config that
+    changes greedy outputs (the Qwen2/2.5-VL Instruct checkpoints ship repetition_penalty
+    1.05)."""
+    penalty = checkpoint.get("repetition_penalty")
+    if penalty is None or penalty == 1.0:
+        return []
+    return [
+        f"the checkpoint's generation_config.json sets repetition_penalty {penalty}; this run "
+        "does not apply it unless asked (--gen-kwargs repetition_penalty=...); each task's "
+        "`generation` records the value used"
+    ]
+
+
 class HFRunner(BatchedRunner):
     def __init__(self, model: ResolvedModel, options: RunnerOptions) -> None:
         super().__init__(model.family, options)
@@ -170,7 +184,7 @@ class HFRunner(BatchedRunner):
     # ---- preparation (worker threads) ----------------------------------------------------
     def prepare(self, request: Request, index: int) -> Prepared:
         refs = pp.images_of(request.parts)
-        images = [r.open() for r in refs]
+        images = [pp.decode_image(r) for r in refs]  # bounded; transparency onto white
         with self._tok_lock:
             if request.style == "chat":
                 text = pp.chat_prompt(self.family, request, self.template, self.tokenizer)
@@ -237,6 +251,7 @@ class HFRunner(BatchedRunner):
             min_new_tokens=generation.min_new_tokens or None,
             do_sample=generation.do_sample,
             num_beams=generation.num_beams,
+            repetition_penalty=generation.repetition_penalty,
             eos_token_id=self.stop_ids,
             pad_token_id=self.pad_id,
             use_cache=True,
@@ -346,11 +361,14 @@ class HFRunner(BatchedRunner):
             "compile": bool(self.options.compile),
             "random_weights": self.random_weights,
             "image_processor": type(self.image_processor).__name__,
+            "image_processor_backend": "pil",
+            "image_conversion": pp.IMAGE_CONVERSION["white"],
             "min_pixels": self.image_processor.size.get("shortest_edge"),
             "max_pixels": self.image_processor.size.get("longest_edge"),
             "chat_template_sha256": hashlib.sha256(self.template.encode()).hexdigest()[:16],
             "stop_token_ids": self.stop_ids,
             "checkpoint_generation_config_ignored": self._checkpoint_generation,
+            "notes": _generation_notes(self._checkpoint_generation),
             "transformers": transformers.__version__,
             "torch": torch.__version__,
         }

@@ -215,3 +215,26 @@ def test_provenance(runners, tiny_resolved):
     assert prov["path"] == str(tiny_resolved.path)
     assert prov["revision"] == tiny_resolved.revision
     assert (prov["dtype"], prov["device"]) == ("float32", "cpu")
+
+
+def test_image_decode_errors_name_the_file(runners, images, tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    bomb = tmp_path / "bomb.png"
+    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 0, 0, 0, 0)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(images[1].path.read_bytes()[:200])
+    reqs = vqa_requests(images)[:1] + [
+        GenerateRequest(n, (Image(ImageRef(n, path=p)), Text("Hi")), GEN, style="raw")
+        for n, p in (("bomb", bomb), ("cut", cut))
+    ]
+    out = run(runners[4], reqs)
+    assert out[0].error is None
+    assert "bomb.png: image is 12000x12000 = 144,000,000 pixels" in out[1].error
+    assert "cut.png: truncated or corrupt image" in out[2].error
