@@ -49,6 +49,16 @@ def test_rgba_is_composited_onto_white(tmp_path):
     assert pixels(to_rgb(im, "drop")) == [[200, 10, 10], [10, 20, 30], [100, 50, 200], [0, 0, 0]]
 
 
+def test_rgba_equals_qwen_vl_utils_paste_for_every_alpha():
+    # qwen-vl-utils' to_rgb: RGBA pasted onto a white RGB image with its alpha as the mask.
+    vals = [(r, g, 255 - r, a) for a in range(256) for r in (0, 37, 100, 200, 255) for g in (0, 90)]
+    im = PILImage.new("RGBA", (len(vals), 1))
+    im.putdata(vals)
+    white = PILImage.new("RGB", im.size, (255, 255, 255))
+    white.paste(im, mask=im.split()[3])
+    assert pixels(to_rgb(im)) == pixels(white)
+
+
 def test_la_is_composited_onto_white(tmp_path):
     im = PILImage.new("LA", (3, 1))
     im.putdata([(50, 0), (50, 255), (0, 128)])
@@ -234,3 +244,10 @@ def test_hf_runner_fails_only_the_bad_items(hf_runners, image_dir, tmp_path):
     prepared = runner.prepare(reqs[2], 0)
     white = runner.image_processor(images=[to_rgb(rgba())], return_tensors="pt")
     assert np.array_equal(prepared.inputs.pixel_values.float(), white["pixel_values"].float())
+
+
+def test_hf_provenance_records_the_image_backend(hf_runners):
+    prov = hf_runners["qwen2-vl"].provenance()
+    assert prov["image_processor"] == "Qwen2VLImageProcessorPil"
+    assert prov["image_processor_backend"] == "pil"
+    assert prov["image_conversion"].startswith("transformers convert_to_rgb")

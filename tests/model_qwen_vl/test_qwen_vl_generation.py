@@ -207,6 +207,8 @@ def test_stop_strings_and_greedy_only(runners, images):
     assert cut == base[: base.index(word)].strip()
     with pytest.raises(UserError, match="greedily"):
         runners[4].generate(vqa_requests(images, gen=GEN.replace(num_beams=3)))
+    with pytest.raises(UserError, match="repetition_penalty=1.05"):
+        runners[4].generate(vqa_requests(images, gen=GEN.replace(repetition_penalty=1.05)))
 
 
 def test_provenance(runners, tiny_resolved):
@@ -215,6 +217,8 @@ def test_provenance(runners, tiny_resolved):
     assert prov["path"] == str(tiny_resolved.path)
     assert prov["revision"] == tiny_resolved.revision
     assert (prov["dtype"], prov["device"]) == ("float32", "cpu")
+    assert prov["image_resize"] == "PIL bicubic 56x56"
+    assert prov["image_conversion"].startswith("PIL convert('RGB') as the original Qwen-VL")
 
 
 def test_image_decode_errors_name_the_file(runners, images, tmp_path):
