@@ -168,9 +168,13 @@ def decode_image(
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             im = PILImage.open(src)
     except PILImage.DecompressionBombError as exc:
-        raise ImageDecodeError(f"{name}: image too large to decode ({exc})") from None
+        raise ImageDecodeError(
+            f"{name}: image too large to decode ({type(exc).__name__}: {exc})"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError is an OSError
-        raise ImageDecodeError(f"{name}: cannot read the image ({exc})") from None
+        raise ImageDecodeError(
+            f"{name}: cannot read the image ({type(exc).__name__}: {exc})"
+        ) from None
     with im:
         width, height = im.size
         if width * height > max_pixels:
@@ -181,7 +185,9 @@ def decode_image(
         try:
             im.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageDecodeError(f"{name}: truncated or corrupt image ({exc})") from None
+            raise ImageDecodeError(
+                f"{name}: truncated or corrupt image ({type(exc).__name__}: {exc})"
+            ) from None
         return to_rgb(im, transparency)
 
 

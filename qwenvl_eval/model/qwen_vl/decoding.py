@@ -90,7 +90,8 @@ def score_continuations(
     full = [
         i for i, (r, o) in enumerate(flat) if needs_full_forward(model, len(prompts[r].ids), len(o))
     ]
-    cached = [i for i in range(len(flat)) if i not in set(full)]
+    full_set = set(full)
+    cached = [i for i in range(len(flat)) if i not in full_set]
     tokens: list[list[float]] = [[] for _ in flat]
     if cached:
         rows = sorted({flat[i][0] for i in cached})
