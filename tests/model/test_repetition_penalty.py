@@ -129,3 +129,21 @@ def test_checkpoint_penalty_is_noted_in_provenance(hf_runners, tmp_path):
     assert runner.model.generation_config.repetition_penalty in (None, 1.0)
     plain = hf_runners["qwen2-vl"].provenance()
     assert not any("repetition_penalty" in n for n in plain.get("notes", []))
+
+
+def test_default_penalty_keeps_stored_fingerprints():
+    # The request fingerprint of stored answers from before the setting existed: the same
+    # hash of the same list, without the field.
+    import dataclasses
+    import hashlib
+
+    req = GenerateRequest("r", (Text("Q?"),), Generation(max_new_tokens=7), style="raw")
+    old_gen = {
+        k: v for k, v in dataclasses.asdict(req.generation).items() if k != "repetition_penalty"
+    }
+    blob = json.dumps(
+        ["generate", "raw", None, [["text", "Q?"]], old_gen], sort_keys=True, ensure_ascii=False
+    )
+    assert req.fingerprint() == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    set_ = dataclasses.replace(req, generation=req.generation.replace(repetition_penalty=1.05))
+    assert set_.fingerprint() != req.fingerprint()
