@@ -211,8 +211,11 @@ def _grey_to_8bit(im):
     import numpy as np
     from PIL import Image as PILImage
 
-    values = np.clip(np.asarray(im).astype(np.int64), 0, 65535)
-    grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    values = np.asarray(im)
+    if im.mode == "I":  # int32: clip to the 16-bit range
+        values = np.clip(values, 0, 65535)
+    # uint32 holds 65535 * 255 + 32767; 4 bytes a pixel at most, within the decode budget
+    grey = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     key = im.info.get("transparency")
     if isinstance(key, int):
         alpha = np.where(values == key, 0, 255).astype(np.uint8)
