@@ -7,7 +7,10 @@ Batching rules that keep outputs independent of the batch (checked by tests/mode
   item's pixels never depend on its batch neighbours;
 - the checkpoint's generation config is replaced by a neutral one: decoding is exactly what the
   request says (greedy unless asked otherwise), never the checkpoint's sampling or repetition
-  penalty.
+  penalty (a request's own `repetition_penalty`, e.g. the checkpoints' 1.05 restored with
+  --gen-kwargs, is passed on);
+- images are decoded by `preprocess.decode_image` (bounded; transparency onto white, as the
+  processor's convert_to_rgb) and resized by the PIL image processor.
 
 Option scoring encodes the prompt (and its images) once, then continues the prompt's KV cache,
 copied once per option, over the option tokens.
