@@ -104,6 +104,7 @@ _GEN_RULES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "min_new_tokens": (int, "an integer >= 0"),
     "num_beams": (int, "an integer >= 1"),
     "length_penalty": ((int, float), "a finite number"),
+    "repetition_penalty": ((int, float), "a finite number > 0"),
     "do_sample": (bool, "true or false"),
 }
 
@@ -126,6 +127,8 @@ def check_gen_kwargs(gen: dict[str, Any]) -> None:
             ok = value >= 0
         elif ok and key == "length_penalty":
             ok = math.isfinite(value)
+        elif ok and key == "repetition_penalty":
+            ok = math.isfinite(value) and value > 0
         if not ok:
             raise UserError(f"--gen-kwargs {key}={value!r}: must be {what}")
     lo, hi = gen.get("min_new_tokens"), gen.get("max_new_tokens")

@@ -67,6 +67,9 @@ class Generation:
     num_beams: int = 1
     do_sample: bool = False
     stop: tuple[str, ...] = ()
+    # 1.0 = off. The Qwen2/2.5-VL Instruct checkpoints ship 1.05, which the neutral settings
+    # drop; `--gen-kwargs repetition_penalty=1.05` restores it.
+    repetition_penalty: float = 1.0
 
     def replace(self, **overrides: Any) -> Generation:
         unknown = set(overrides) - set(asdict(self))
@@ -107,7 +110,8 @@ class GenerateRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        return _hash(["generate", self.style, self.system, _parts_key(self.parts), self.generation])
+        gen = _generation_key(self.generation)
+        return _hash(["generate", self.style, self.system, _parts_key(self.parts), gen])
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,19 @@ class TaskResult:
     notes: list[str] = field(default_factory=list)
     submission_file: str | None = None
     headline: str | None = None  # the metric a leaderboard shows
+
+
+# Settings added after runs were already stored: hashed only when set, so that answers stored
+# before a setting existed still resume.
+_LATER_SETTINGS = {"repetition_penalty": 1.0}
+
+
+def _generation_key(gen: Generation) -> dict[str, Any]:
+    d = asdict(gen)
+    for key, default in _LATER_SETTINGS.items():
+        if d[key] == default:
+            del d[key]
+    return d
 
 
 def _parts_key(parts: tuple[Part, ...]) -> list[Any]:

@@ -29,6 +29,15 @@ box of that family's format (or the sizes are unusable).
 
 Coordinates are not clipped or reordered: a model that writes a box outside the image
 or with x2 < x1 is scored as written. Non-finite coordinates make the parse fail.
+
+Paper mode (``qwen-vl``): :func:`parse_qwen_vl_coords` and :func:`eval_mm_iou` reproduce
+eval_mm/evaluate_grounding.py arithmetic exactly: the box is scaled and the IoU computed in
+torch **float32** (``tensor(box, float32) / 999``, then ``*= width`` / ``*= height``, then
+torchvision's ``box_iou``), so an IoU within float32 rounding of 0.5 falls on the same side
+as the paper's (e.g. ``(0,0),(162,999)`` on a 333x333 image against ``[0, 0, 108, 333]``:
+exactly 1/2, eval_mm 0.49999994, a miss). ``nan``/``inf`` coordinates are kept as a box
+(``float("nan")`` parses), as the script keeps them: the IoU is NaN or 0, a miss. The other
+families use float64 (:func:`box_iou`).
 """
 
 from __future__ import annotations
@@ -92,9 +101,12 @@ def _first_json_box(text: str) -> Sequence[float] | None:
     return tuple(float(v) for v in match.groups()) if match else None
 
 
-def _parse_qwen_vl(text: str, size: tuple[float, float], _: object) -> Box | None:
-    """The paper script: first ``(a,b),(c,d)`` match, two floats per point, / 999."""
-    match = _QWEN_VL.search(text)
+def parse_qwen_vl_coords(text: object) -> Box | None:
+    """The paper script's parse, unscaled: the first ``(a,b),(c,d)`` match, each point split
+    on "," into exactly two ``float``s (so "nan", "inf", " 12", "1e3" are numbers, as in the
+    script). ``None`` where the script falls back to the box (0, 0, 0, 0)."""
+    raw = as_text(text)
+    match = _QWEN_VL.search(raw) if raw is not None else None
     if match is None:
         return None
     first, second = match.group(1), match.group(2)
@@ -105,7 +117,12 @@ def _parse_qwen_vl(text: str, size: tuple[float, float], _: object) -> Box | Non
         x2, y2 = (float(v) for v in second.split(","))
     except ValueError:  # not two numbers per point: the script's bare except
         return None
-    return _scaled((x1, y1, x2, y2), (999.0, 999.0), size)
+    return (x1, y1, x2, y2)
+
+
+def _parse_qwen_vl(text: str, size: tuple[float, float], _: object) -> Box | None:
+    """The paper script: first ``(a,b),(c,d)`` match, two floats per point, / 999."""
+    return _scaled(parse_qwen_vl_coords(text), (999.0, 999.0), size)
 
 
 def _parse_qwen2_vl(text: str, size: tuple[float, float], _: object) -> Box | None:
@@ -199,6 +216,41 @@ def box_iou(a: object, b: object) -> float:
     if union <= 0:
         return 0.0
     return inter / union
+
+
+def eval_mm_box(coords: Sequence[float] | None, image_size: Sequence[float]) -> Box:
+    """The predicted box in pixels exactly as eval_mm computes it, in float32:
+    ``tensor(coords, float32) / 999``, x times the width, y times the height. ``None`` (no
+    parse) is the script's (0, 0, 0, 0). Non-finite values stay as they are."""
+    import torch
+
+    box = torch.tensor(coords if coords is not None else PAPER_NO_MATCH_BOX, dtype=torch.float32)
+    box = box.view(-1, 4) / 999
+    box[:, 0::2] *= image_size[0]
+    box[:, 1::2] *= image_size[1]
+    x1, y1, x2, y2 = box[0].tolist()
+    return (x1, y1, x2, y2)
+
+
+def eval_mm_iou(coords: Sequence[float] | None, image_size: Sequence[float], gt: object) -> float:
+    """IoU of a paper-mode answer with the x1y1x2y2 ground truth, in float32 exactly as
+    eval_mm (its ``box_iou`` on torchvision's ``box_area``: no clamping of inverted boxes,
+    ``inter / (area1 + area2 - inter)``). May be NaN (a NaN coordinate, or two empty boxes):
+    NaN >= 0.5 is False, a miss, as in the script. ``image_size`` is (width, height)."""
+    import torch
+
+    pred = torch.tensor(eval_mm_box(coords, image_size), dtype=torch.float32).view(-1, 4)
+    target = torch.tensor([float(v) for v in gt], dtype=torch.float32).view(-1, 4)  # type: ignore[union-attr]
+
+    def area(b: torch.Tensor) -> torch.Tensor:
+        return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+    lt = torch.max(pred[:, None, :2], target[:, :2])
+    rb = torch.min(pred[:, None, 2:], target[:, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[:, :, 0] * wh[:, :, 1]
+    union = area(pred)[:, None] + area(target) - inter
+    return (inter / union).item()
 
 
 class GroundingScores(NamedTuple):

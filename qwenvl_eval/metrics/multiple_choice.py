@@ -134,6 +134,36 @@ def mean_loss(token_losses: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def bf16_round(value: float) -> float:
+    """``value`` as float32, then rounded to bfloat16 (nearest, ties to even), as torch's
+    float32 -> bfloat16 conversion does; NaN stays NaN, overflow gives inf."""
+    import numpy as np
+
+    f = np.float32(value)
+    if np.isnan(f):
+        return math.nan
+    bits = int(np.array(f).view(np.uint32))
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return float(np.array(bits, dtype=np.uint32).view(np.float32))
+
+
+def eval_mm_bf16_loss(token_logprobs: Sequence[float]) -> float:
+    """An option's mean cross-entropy as the Qwen-VL ScienceQA script gets it from bf16 logits
+    on a GPU: ``cross_entropy`` on bf16 logits returns each token's loss in bf16 (the log-softmax
+    is computed in float32 and rounded once), and ``.mean()`` of a bf16 tensor on CUDA sums in
+    float32, multiplies by float32 ``1 / n`` and rounds to bf16. ``token_logprobs`` are the
+    float32 log-softmax values of the option's tokens. NaN for no tokens."""
+    import numpy as np
+
+    if len(token_logprobs) == 0:
+        return math.nan
+    total = np.float32(0.0)
+    for lp in token_logprobs:
+        total = np.float32(total + np.float32(bf16_round(-float(lp))))
+    factor = np.float32(1.0) / np.float32(len(token_logprobs))
+    return bf16_round(float(np.float32(total * factor)))
+
+
 def argmin_option(losses: Sequence[object]) -> int | None:
     """Index of the option with the lowest loss (the first one on ties).
 

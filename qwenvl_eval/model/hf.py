@@ -7,7 +7,10 @@ Batching rules that keep outputs independent of the batch (checked by tests/mode
   item's pixels never depend on its batch neighbours;
 - the checkpoint's generation config is replaced by a neutral one: decoding is exactly what the
   request says (greedy unless asked otherwise), never the checkpoint's sampling or repetition
-  penalty.
+  penalty (a request's own `repetition_penalty`, e.g. the checkpoints' 1.05 restored with
+  --gen-kwargs, is passed on);
+- images are decoded by `preprocess.decode_image` (bounded; transparency onto white, as the
+  processor's convert_to_rgb) and resized by the PIL image processor.
 
 Option scoring encodes the prompt (and its images) once, then continues the prompt's KV cache,
 copied once per option, over the option tokens.
@@ -67,6 +70,20 @@ def _chat_template(path: Path, tokenizer) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.chat_template
     raise UserError(f"{path}: no chat template (chat_template.json or tokenizer_config.json)")
+
+
+def _generation_notes(checkpoint: dict[str, Any]) -> list[str]:
+    """What the neutral greedy settings drop from the checkpoint's generation config that
+    changes greedy outputs (the Qwen2/2.5-VL Instruct checkpoints ship repetition_penalty
+    1.05)."""
+    penalty = checkpoint.get("repetition_penalty")
+    if penalty is None or penalty == 1.0:
+        return []
+    return [
+        f"the checkpoint's generation_config.json sets repetition_penalty {penalty}; this run "
+        "does not apply it unless asked (--gen-kwargs repetition_penalty=...); each task's "
+        "`generation` records the value used"
+    ]
 
 
 class HFRunner(BatchedRunner):
@@ -172,7 +189,7 @@ class HFRunner(BatchedRunner):
     # ---- preparation (worker threads) ----------------------------------------------------
     def prepare(self, request: Request, index: int) -> Prepared:
         refs = pp.images_of(request.parts)
-        images = [r.open() for r in refs]
+        images = [pp.decode_image(r) for r in refs]  # bounded; transparency onto white
         with self._tok_lock:
             if request.style == "chat":
                 text = pp.chat_prompt(self.family, request, self.template, self.tokenizer)
@@ -239,6 +256,7 @@ class HFRunner(BatchedRunner):
             min_new_tokens=generation.min_new_tokens or None,
             do_sample=generation.do_sample,
             num_beams=generation.num_beams,
+            repetition_penalty=generation.repetition_penalty,
             eos_token_id=self.stop_ids,
             pad_token_id=self.pad_id,
             use_cache=True,
@@ -363,11 +381,14 @@ class HFRunner(BatchedRunner):
             "compile": bool(self.options.compile),
             "random_weights": self.random_weights,
             "image_processor": type(self.image_processor).__name__,
+            "image_processor_backend": "pil",
+            "image_conversion": pp.IMAGE_CONVERSION["white"],
             "min_pixels": self.image_processor.size.get("shortest_edge"),
             "max_pixels": self.image_processor.size.get("longest_edge"),
             "chat_template_sha256": hashlib.sha256(self.template.encode()).hexdigest()[:16],
             "stop_token_ids": self.stop_ids,
             "checkpoint_generation_config_ignored": self._checkpoint_generation,
+            "notes": _generation_notes(self._checkpoint_generation),
             "transformers": transformers.__version__,
             "torch": torch.__version__,
         }

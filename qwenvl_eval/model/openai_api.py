@@ -188,6 +188,15 @@ def sampling_params(
                 f"min_new_tokens={generation.min_new_tokens} not applied: the chat completions "
                 "API has no minimum length (pass --api-min-tokens to a vLLM or SGLang server)"
             )
+    if generation.repetition_penalty != 1.0:
+        # Like min_tokens, a vLLM / SGLang sampling extension the OpenAI API itself lacks.
+        if send_min_tokens:
+            extra["repetition_penalty"] = generation.repetition_penalty
+        else:
+            notes.append(
+                f"repetition_penalty={generation.repetition_penalty} not applied: the chat "
+                "completions API has none (pass --api-min-tokens to a vLLM or SGLang server)"
+            )
     if generation.num_beams > 1:
         notes.append(
             f"num_beams={generation.num_beams} (length_penalty={generation.length_penalty}) "

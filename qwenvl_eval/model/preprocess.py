@@ -1,15 +1,36 @@
 """Pure helpers that turn a request into model inputs for the chat-style Qwen-VL families
-(Qwen2-VL, Qwen2.5-VL, Qwen3-VL): prompt text, image-token expansion, batch padding.
+(Qwen2-VL, Qwen2.5-VL, Qwen3-VL): prompt text, image-token expansion, batch padding, and the
+bounded decoding of an image into the RGB pixels the model sees.
 
 They do what the family's HF `*Processor.__call__` does (one `<|image_pad|>` per image becomes
 grid_t*grid_h*grid_w / merge^2 copies) but per item, so that items can be prepared on worker
 threads and batched later without re-tokenising.
+
+Pixels (`decode_image`): the file is opened lazily, its size checked against a pixel budget
+BEFORE any pixel is decoded (a decompression bomb is an error for that item, never a huge
+allocation), then decoded in full (a truncated or corrupt file is an error naming the file),
+then converted to RGB:
+- `transparency="white"` (Qwen2/2.5/3-VL): transformers' `convert_to_rgb`, which the Qwen2-VL
+  image processor applies: an image with an alpha band (RGBA, LA, PA) or a transparency key
+  (P, L, RGB with `transparency`) is composited onto opaque white (`Image.alpha_composite`);
+  anything else (L, 1, P, CMYK, YCbCr, ...) is PIL's `convert("RGB")`. qwen-vl-utils' `to_rgb`
+  pastes RGBA onto white with the alpha as mask (the same pixels up to rounding) and drops the
+  transparency of LA and P images; the harness follows the processor it runs.
+- `transparency="drop"` (Qwen-VL v1): PIL's `convert("RGB")`, as the original `visual.py` does
+  (transparent regions show their hidden colour).
+- 16-bit and 32-bit integer greyscale (I;16, I;16B, I;16L, I;16N, I): scaled to 8 bits,
+  `round(v * 255 / 65535)` (values of I clipped to 0..65535). This is the one deliberate
+  difference from the processor: PIL's `convert` clips every value above 255, so the processor
+  (and qwen-vl-utils) see an almost white image.
 """
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ..types import GenerateRequest, Image, ImageRef, Part, ScoreRequest, Text
 from .families import Family
@@ -110,3 +131,93 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
             if i != -1:
                 cut = min(cut, i)
     return text[:cut]
+
+
+# ---- image decoding ---------------------------------------------------------------------------
+# PIL's own decompression-bomb threshold (it only warns below twice this): about 89.5 M pixels,
+# 256 MiB as RGB. Larger images are refused before decoding.
+MAX_DECODE_PIXELS = 89_478_485
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+IMAGE_CONVERSION = {
+    "white": "transformers convert_to_rgb: transparency composited onto white; 16-bit scaled",
+    "drop": "PIL convert('RGB') as the original Qwen-VL (alpha dropped); 16-bit scaled",
+}
+
+
+class ImageDecodeError(ValueError):
+    """An image that cannot be used: the message names the file."""
+
+
+def image_source(ref: ImageRef) -> str:
+    return str(ref.path) if ref.path is not None else f"{ref.key} (embedded image bytes)"
+
+
+def decode_image(
+    ref: ImageRef,
+    transparency: Literal["white", "drop"] = "white",
+    max_pixels: int = MAX_DECODE_PIXELS,
+):  # -> PIL.Image.Image (RGB)
+    """The RGB image the model sees, decoded within a pixel budget (see the module notes)."""
+    from PIL import Image as PILImage
+
+    name = image_source(ref)
+    src = ref.path if ref.path is not None else io.BytesIO(ref.data or b"")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns between its threshold and twice it; the budget below decides.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            im = PILImage.open(src)
+    except PILImage.DecompressionBombError as exc:
+        raise ImageDecodeError(
+            f"{name}: image too large to decode ({type(exc).__name__}: {exc})"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        raise ImageDecodeError(
+            f"{name}: cannot read the image ({type(exc).__name__}: {exc})"
+        ) from None
+    with im:
+        width, height = im.size
+        if width * height > max_pixels:
+            raise ImageDecodeError(
+                f"{name}: image is {width}x{height} = {width * height:,} pixels, over the "
+                f"decode budget of {max_pixels:,} (a decompression bomb?)"
+            )
+        try:
+            im.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageDecodeError(
+                f"{name}: truncated or corrupt image ({type(exc).__name__}: {exc})"
+            ) from None
+        return to_rgb(im, transparency)
+
+
+def to_rgb(im, transparency: Literal["white", "drop"] = "white"):
+    """A decoded PIL image as RGB (see the module notes for each mode)."""
+    from PIL import Image as PILImage
+
+    if im.mode in _WIDE_GREY:
+        im = _grey_to_8bit(im)
+    if transparency == "drop":
+        return im.convert("RGB")
+    if "A" in im.getbands() or im.info.get("transparency") is not None:
+        rgba = im.convert("RGBA")
+        white = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PILImage.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _grey_to_8bit(im):
+    """I;16* / I -> L by round(v * 255 / 65535); a transparency key becomes an alpha band."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    values = np.asarray(im)
+    if im.mode == "I":  # int32: clip to the 16-bit range
+        values = np.clip(values, 0, 65535)
+    # uint32 holds 65535 * 255 + 32767; 4 bytes a pixel at most, within the decode budget
+    grey = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    key = im.info.get("transparency")
+    if isinstance(key, int):
+        alpha = np.where(values == key, 0, 255).astype(np.uint8)
+        return PILImage.fromarray(np.stack([grey, alpha], axis=-1), "LA")
+    return PILImage.fromarray(grey, "L")

@@ -65,7 +65,7 @@ def sampling_kwargs(generation: Generation, stop_ids: Sequence[int], seed: int) 
         "stop_token_ids": list(stop_ids),
         "stop": list(generation.stop),
         "include_stop_str_in_output": False,
-        "repetition_penalty": 1.0,
+        "repetition_penalty": generation.repetition_penalty,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
         "top_p": 1.0,
@@ -91,7 +91,8 @@ def generation_notes(generation: Generation) -> list[str]:
     notes = [
         f"vllm: {mode}; max_new_tokens -> max_tokens={generation.max_new_tokens}, "
         f"min_new_tokens -> min_tokens={generation.min_new_tokens}, stop strings -> stop, "
-        "eos ids -> stop_token_ids, repetition_penalty 1.0, checkpoint generation_config ignored"
+        f"eos ids -> stop_token_ids, repetition_penalty={generation.repetition_penalty}, "
+        "checkpoint generation_config ignored"
     ]
     if generation.length_penalty != 1.0:
         notes.append(
@@ -258,7 +259,7 @@ class InputBuilder:
             images = []
             sizes = []
             for ref in pp.images_of(request.parts):
-                im, size = resized(ref.open(), self.image_processor)
+                im, size = resized(pp.decode_image(ref), self.image_processor)
                 images.append(im)
                 sizes.append(size)
             with self._tok_lock:

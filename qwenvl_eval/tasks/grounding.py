@@ -7,9 +7,17 @@ Each chat family is asked for its own box format and parsed with its own parser 
 (`metrics.parse_box`): Qwen2-VL `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` in [0, 1000),
 Qwen2.5-VL JSON `bbox_2d` in pixels of the resized input (mapped back with the input size
 the runner reports), Qwen3-VL JSON `bbox_2d` relative [0, 1000).
+
+IoU arithmetic: for the `qwen-vl` family (paper mode) the box is scaled and the IoU computed in
+float32 exactly as eval_mm (`metrics.eval_mm_iou`), so hits at IoU ~0.5 agree with the paper's
+script item for item; a box with nan/inf coordinates is kept (a miss, not a parse failure),
+as the script keeps it. The chat families use float64. Each item records which
+(`extra.iou_arithmetic`) and the results notes say which the task used.
 """
 
 from __future__ import annotations
+
+import math
 
 from .. import metrics as M
 from ..registry import register_task
@@ -18,6 +26,14 @@ from .base import Scored, Task
 from .data.refer import ReferSource
 from .prompts import Chat, Raw
 
+# Per family: the arithmetic of the box scaling and IoU (recorded per item and in the notes).
+IOU_ARITHMETIC = {"qwen-vl": "float32-eval_mm"}
+IOU_DEFAULT = "float64"
+_IOU_NOTES = {
+    "float32-eval_mm": "IoU in float32 exactly as the Qwen-VL eval_mm script (box / 999 x size "
+    "and torchvision box_iou in torch float32; nan/inf coordinates kept as a box, a miss)",
+    "float64": "IoU in float64 on continuous coordinates",
+}
 _JSON_BOX = Chat("Locate {expression} in the image, output its bbox coordinates using JSON format.")
 PARSE_FAILURES = "parse_failures"
 
@@ -45,6 +61,8 @@ class GroundingTask(Task):
     def score(self, doc: Document, response: Response, family: FamilyInfo) -> Scored:
         text = response.text or ""  # the paper's script does not strip
         width, height = doc.fields["image_size"]
+        if IOU_ARITHMETIC.get(family.name) == "float32-eval_mm":
+            return self._score_paper(text, (width, height), doc.fields["bbox"])
         sizes = response.meta.get("input_sizes") or []
         input_size = tuple(sizes[0]) if sizes else None
         box = M.parse_box(text, family.name, (width, height), input_size)
@@ -56,8 +74,29 @@ class GroundingTask(Task):
             return Scored(answer=None, scores={"acc@0.5": 0.0, "iou": 0.0}, extra=extra)
         iou = float(M.box_iou(box, doc.fields["bbox"]))
         return Scored(
-            answer=[float(v) for v in box], scores={"acc@0.5": float(iou >= 0.5), "iou": iou}
+            answer=[float(v) for v in box],
+            scores={"acc@0.5": float(iou >= 0.5), "iou": iou},
+            extra={"iou_arithmetic": IOU_DEFAULT},
         )
+
+    @staticmethod
+    def _score_paper(text: str, size: tuple[float, float], gt) -> Scored:
+        """eval_mm's parse and float32 IoU. A NaN IoU is a miss (NaN >= 0.5 is False in the
+        script) and counts 0 in the mean IoU; the kept box is written with non-finite values
+        as strings ("nan", "inf"), which JSON cannot hold."""
+        coords = M.parse_qwen_vl_coords(text)
+        iou = M.eval_mm_iou(coords, size, gt)
+        hit = iou >= 0.5
+        extra: dict = {"iou_arithmetic": "float32-eval_mm"}
+        if coords is None:
+            extra["parse_failed"] = True
+            answer = None
+        else:
+            answer = [v if math.isfinite(v) else str(v) for v in M.eval_mm_box(coords, size)]
+        if not math.isfinite(iou):
+            extra["iou"] = str(iou)
+            iou = 0.0
+        return Scored(answer=answer, scores={"acc@0.5": float(hit), "iou": iou}, extra=extra)
 
     def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
         def mean(key: str) -> float:
@@ -65,14 +104,25 @@ class GroundingTask(Task):
             return 100.0 * sum(vals) / len(vals) if vals else 0.0
 
         failures = sum(1 for it in items if it.extra.get("parse_failed"))
+        self._arithmetic = sorted(
+            {
+                it.extra["iou_arithmetic"]
+                for it in items
+                if it.extra.get("iou_arithmetic") in _IOU_NOTES
+            }
+        )
         return {"acc@0.5": mean("acc@0.5"), "miou": mean("iou"), PARSE_FAILURES: float(failures)}
 
     def notes(self, limited: bool) -> list[str]:
-        return [
+        notes = [
             "acc@0.5: share of sentences whose first parsed box has IoU >= 0.5 with the "
             "ground truth; an unparsable answer scores IoU 0 and is counted in "
             f"{PARSE_FAILURES}"
         ]
+        # The arithmetic of the items just aggregated (set by `aggregate`).
+        for mode in getattr(self, "_arithmetic", ()):
+            notes.append(f"iou_arithmetic {mode}: {_IOU_NOTES[mode]}")
+        return notes
 
 
 def _declare(subdir: str, refs: str, split: str, size: int) -> ReferSource:

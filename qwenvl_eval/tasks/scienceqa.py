@@ -20,7 +20,7 @@ import re
 
 from .. import metrics as M
 from ..registry import register_task
-from ..types import Document, FamilyInfo, Generation, ItemResult, Response
+from ..types import Document, FamilyInfo, Generation, ItemResult, OptionScore, Response
 from .base import Scored, ScoringTask, Task
 from .data.scienceqa import LETTERS, ScienceQAData
 from .prompts import IMAGE_SLOT, Chat, Prompt, Raw
@@ -69,14 +69,49 @@ class ScienceQAScoring(ScienceQAScores, ScoringTask):
             raise ValueError(
                 f"expected {len(doc.fields['choices'])} option scores, got {len(options)}"
             )
-        # The mean cross-entropy of an option is minus its mean log-probability.
-        losses = [-o.mean_logprob for o in options]
-        best = M.argmin_option(losses)  # the first one on a tie
+        losses, mode = option_losses(options, response.meta, family)
+        best = M.argmin_option(losses)  # the first one on a tie, as torch's argmin
         return Scored(
             answer=letter(best),
             scores={"acc": float(best == doc.fields["answer"])},
-            extra={"mean_loss": losses},
+            extra={"mean_loss": losses, "loss_compare": mode},
         )
+
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
+        self._modes = sorted(
+            {it.extra["loss_compare"] for it in items if it.extra.get("loss_compare") in _MODES}
+        )
+        return super().aggregate(items, docs)
+
+    def notes(self, limited: bool) -> list[str]:
+        # The comparison used by the items just aggregated (set by `aggregate`).
+        return [f"loss_compare {m}: {_MODES[m]}" for m in getattr(self, "_modes", ())]
+
+
+_MODES = {
+    "bf16-eval_mm": "paper mode on bf16 logits: each option's mean cross-entropy rounded to "
+    "bf16 as the Qwen-VL ScienceQA script computes it, compared as bf16 (a tie goes to the "
+    "first option)",
+    "float32": "options compared by their mean cross-entropy from float32 log-softmax values",
+}
+
+
+def option_losses(
+    options: tuple[OptionScore, ...], meta: dict, family: FamilyInfo
+) -> tuple[list[float], str]:
+    """Each option's mean cross-entropy and how it was compared. In paper mode (the qwen-vl
+    family) on bf16 logits, eval_mm's rounding: the runner reports each option's token
+    log-probs (`meta["option_token_logprobs"]`) and the logits dtype; otherwise minus the mean
+    log-probability (float32 values, compared without rounding)."""
+    tokens = meta.get("option_token_logprobs")
+    if (
+        family.name == "qwen-vl"
+        and meta.get("logits_dtype") == "bfloat16"
+        and isinstance(tokens, list)
+        and len(tokens) == len(options)
+    ):
+        return [M.eval_mm_bf16_loss(t) for t in tokens], "bf16-eval_mm"
+    return [-o.mean_logprob for o in options], "float32"
 
 
 def breakdown(items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:

@@ -166,6 +166,10 @@ def test_empty_dataset_is_an_error(env, capsys):
             "error: --gen-kwargs length_penalty=nan: must be a finite number",
         ),
         (
+            ["--tasks", "toy", "--gen-kwargs", "repetition_penalty=0"],
+            "error: --gen-kwargs repetition_penalty=0: must be a finite number > 0",
+        ),
+        (
             ["--tasks", "toy", "--gen-kwargs", "min_new_tokens=9"],
             "error: task 'toy': min_new_tokens 9 is above max_new_tokens 5; set both with "
             "--gen-kwargs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -10,9 +11,12 @@ from qwenvl_eval.metrics import (
     PAPER_NO_MATCH_BOX,
     box_iou,
     coco_xywh_to_xyxy,
+    eval_mm_box,
+    eval_mm_iou,
     grounding_scores,
     input_size_from_grid,
     parse_box,
+    parse_qwen_vl_coords,
 )
 
 # (text, family, image_size, input_size, expected box or None, why)
@@ -156,3 +160,89 @@ def test_grounding_scores() -> None:
 
 def test_input_size_from_grid() -> None:
     assert input_size_from_grid([1, 32, 40]) == (560, 448)  # (t, rows, cols) -> (w, h)
+
+
+# ---- paper mode: eval_mm's float32 arithmetic -------------------------------------------------
+def numpy_eval_mm_iou(coords, size, gt):
+    """eval_mm/evaluate_grounding.py's arithmetic written out in numpy float32 (IEEE, one
+    rounding per operation, the order of the script's torch ops)."""
+    np = pytest.importorskip("numpy")
+    f = np.float32
+    c = [f(v) for v in (coords or (0.0, 0.0, 0.0, 0.0))]
+    w, h = f(size[0]), f(size[1])
+    p = [c[0] / f(999) * w, c[1] / f(999) * h, c[2] / f(999) * w, c[3] / f(999) * h]
+    g = [f(v) for v in gt]
+    with np.errstate(all="ignore"):
+        area_p = (p[2] - p[0]) * (p[3] - p[1])
+        area_g = (g[2] - g[0]) * (g[3] - g[1])
+        iw = max(f(0), min(p[2], g[2]) - max(p[0], g[0]))
+        ih = max(f(0), min(p[3], g[3]) - max(p[1], g[1]))
+        inter = iw * ih
+        return float(inter / (area_p + area_g - inter))
+
+
+def test_issue_example_is_a_miss_in_float32_as_in_eval_mm() -> None:
+    # Exact IoU 1/2; eval_mm gets 0.49999994 (162/999*333 = 53.999996 in float32): a miss.
+    coords = parse_qwen_vl_coords("<ref>x</ref><box>(0,0),(162,999)</box>")
+    assert coords == (0.0, 0.0, 162.0, 999.0)
+    iou = eval_mm_iou(coords, (333, 333), [0, 0, 108, 333])
+    assert iou == 0.4999999403953552
+    assert iou < 0.5
+    # float64 (the chat families' arithmetic) says 0.5, a hit.
+    assert box_iou(parse_box("(0,0),(162,999)", "qwen-vl", (333, 333)), (0, 0, 108, 333)) == 0.5
+
+
+def test_reverse_case_is_a_hit_in_float32_as_in_eval_mm() -> None:
+    # Exact IoU 1/2 again; float64 rounds below (0.49999999999999994, a miss), float32 to 0.5.
+    coords = parse_qwen_vl_coords("(0,0),(63,999)")
+    assert eval_mm_iou(coords, (111, 111), [0, 0, 14, 111]) == 0.5
+    assert box_iou(parse_box("(0,0),(63,999)", "qwen-vl", (111, 111)), (0, 0, 14, 111)) == (
+        0.49999999999999994
+    )
+
+
+def test_eval_mm_box_scales_in_float32() -> None:
+    assert eval_mm_box((0, 0, 162, 999), (333, 333)) == (0.0, 0.0, 53.999996185302734, 333.0)
+    assert eval_mm_box(None, (640, 480)) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_eval_mm_iou_matches_a_numpy_float32_transcription() -> None:
+    rng = random.Random(5)
+    hits_differ = 0
+    for _ in range(3000):
+        w, h = rng.randint(20, 1000), rng.randint(20, 1000)
+        coords = tuple(float(rng.randint(0, 999)) for _ in range(4))
+        x, y = rng.uniform(0, w / 2), rng.uniform(0, h / 2)
+        gt = [x, y, x + rng.uniform(1, w / 2), y + rng.uniform(1, h / 2)]
+        got = eval_mm_iou(coords, (w, h), gt)
+        ref = numpy_eval_mm_iou(coords, (w, h), gt)
+        assert got == ref or (math.isnan(got) and math.isnan(ref)), (coords, w, h, gt)
+        box = parse_box("({:g},{:g}),({:g},{:g})".format(*coords), "qwen-vl", (w, h))
+        hits_differ += (got >= 0.5) != (box_iou(box, gt) >= 0.5)
+    assert hits_differ == 0  # random boxes are almost never within 3e-5 of 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_coords"),
+    [
+        ("(nan,0),(500,500)", (math.nan, 0.0, 500.0, 500.0)),
+        ("(0,0),(inf,inf)", (0.0, 0.0, math.inf, math.inf)),
+        ("(-inf,0),(500,500)", (-math.inf, 0.0, 500.0, 500.0)),
+    ],
+)
+def test_non_finite_coordinates_are_kept_and_miss(text, expected_coords) -> None:
+    coords = parse_qwen_vl_coords(text)
+    assert coords is not None
+    assert [str(v) for v in coords] == [str(v) for v in expected_coords]
+    iou = eval_mm_iou(coords, (640, 480), [0, 0, 320, 240])
+    ref = numpy_eval_mm_iou(coords, (640, 480), [0, 0, 320, 240])
+    assert not iou >= 0.5  # NaN or 0: a miss, as in the script
+    assert iou == ref or (math.isnan(iou) and math.isnan(ref))
+    assert parse_box(text, "qwen-vl", (640, 480)) is None  # float64 mode: a parse failure
+
+
+def test_paper_parse_failures_are_the_scripts() -> None:
+    for text in ("(100,200), (300,400)", "(a,b),(c,d)", "(1,2,3),(4,5)", "nothing", None, 7):
+        assert parse_qwen_vl_coords(text) is None
+    assert eval_mm_iou(None, (640, 480), [0, 0, 10, 10]) == 0.0
+    assert parse_qwen_vl_coords("(1e2, 2_0),(3,4)") == (100.0, 20.0, 3.0, 4.0)  # float() rules

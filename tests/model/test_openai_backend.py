@@ -124,6 +124,18 @@ def test_beam_search_is_noted_not_silently_dropped():
     assert params["temperature"] == 1.0 and params["seed"] == 9
 
 
+def test_repetition_penalty_is_sent_as_a_vendor_extension_or_noted():
+    gen = Generation(max_new_tokens=5, repetition_penalty=1.05)
+    _, extra, notes = sampling_params(gen, seed=0, send_min_tokens=True)
+    assert extra == {"repetition_penalty": 1.05} and notes == []
+    _, extra, notes = sampling_params(gen, seed=0)
+    assert extra == {}
+    assert notes == [
+        "repetition_penalty=1.05 not applied: the chat completions API has none (pass "
+        "--api-min-tokens to a vLLM or SGLang server)"
+    ]
+
+
 def test_qwen2_5_vl_input_size_is_the_processors(image_dir):
     """Qwen2.5-VL boxes are in the resized image's pixels: the size computed locally must be
     the one the processor produces (same pixel limits)."""

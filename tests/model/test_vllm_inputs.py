@@ -56,6 +56,12 @@ def test_greedy_settings_map_one_to_one():
     }
 
 
+def test_repetition_penalty_is_passed_through():
+    gen = Generation(max_new_tokens=5, repetition_penalty=1.05)
+    assert sampling_kwargs(gen, [7], seed=0)["repetition_penalty"] == 1.05
+    assert "repetition_penalty=1.05" in generation_notes(gen)[0]
+
+
 def test_sampling_is_seeded():
     kw = sampling_kwargs(Generation(do_sample=True), [1], seed=42)
     assert (kw["temperature"], kw["seed"]) == (1.0, 42)
@@ -243,7 +249,9 @@ def test_an_unreadable_image_is_an_item_error(builders, image_dir):
         "x", (Image(ImageRef("broken", image_dir / "broken.png")), Text("?")), Generation()
     )
     item = builders["qwen2-vl"].prepare(req)
-    assert item.prompt is None and item.error.startswith("UnidentifiedImageError")
+    assert item.prompt is None and item.error.startswith("ImageDecodeError")
+    # The file is named, and so is the decoder's own complaint.
+    assert str(image_dir / "broken.png") in item.error and "UnidentifiedImageError" in item.error
 
 
 def test_qwen_vl_v1_is_refused_with_the_alternative():

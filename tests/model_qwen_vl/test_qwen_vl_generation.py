@@ -122,8 +122,9 @@ def test_option_scores_share_the_prefix_exactly(model, tokenizer, images):
     got = score_continuations(model, prompts, options, tokenizer.eod_id)
     with torch.no_grad():
         for p, opts, scores in zip(prompts, options, got, strict=True):
-            for o, (total, n) in zip(opts, scores, strict=True):
-                assert n == len(o)
+            for o, tokens in zip(opts, scores, strict=True):
+                assert len(tokens) == len(o)
+                total = sum(tokens)
                 expected = 0.0
                 for j, tok in enumerate(o):
                     full = PromptInputs(p.ids + o[:j], p.image_offsets, p.pixels)
@@ -132,7 +133,7 @@ def test_option_scores_share_the_prefix_exactly(model, tokenizer, images):
                 assert total == pytest.approx(expected, abs=1e-4)
     # Alone and batched agree too.
     alone = score_continuations(model, prompts[1:], options[1:], tokenizer.eod_id)
-    assert [s for s, _ in alone[0]] == pytest.approx([s for s, _ in got[1]], abs=1e-4)
+    assert [sum(t) for t in alone[0]] == pytest.approx([sum(t) for t in got[1]], abs=1e-4)
 
 
 def test_runner_scoring(runners, images):
@@ -206,6 +207,8 @@ def test_stop_strings_and_greedy_only(runners, images):
     assert cut == base[: base.index(word)].strip()
     with pytest.raises(UserError, match="greedily"):
         runners[4].generate(vqa_requests(images, gen=GEN.replace(num_beams=3)))
+    with pytest.raises(UserError, match="repetition_penalty=1.05"):
+        runners[4].generate(vqa_requests(images, gen=GEN.replace(repetition_penalty=1.05)))
 
 
 def test_provenance(runners, tiny_resolved):
@@ -214,3 +217,28 @@ def test_provenance(runners, tiny_resolved):
     assert prov["path"] == str(tiny_resolved.path)
     assert prov["revision"] == tiny_resolved.revision
     assert (prov["dtype"], prov["device"]) == ("float32", "cpu")
+    assert prov["image_resize"] == "PIL bicubic 56x56"
+    assert prov["image_conversion"].startswith("PIL convert('RGB') as the original Qwen-VL")
+
+
+def test_image_decode_errors_name_the_file(runners, images, tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    bomb = tmp_path / "bomb.png"
+    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 0, 0, 0, 0)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(images[1].path.read_bytes()[:200])
+    reqs = vqa_requests(images)[:1] + [
+        GenerateRequest(n, (Image(ImageRef(n, path=p)), Text("Hi")), GEN, style="raw")
+        for n, p in (("bomb", bomb), ("cut", cut))
+    ]
+    out = run(runners[4], reqs)
+    assert out[0].error is None
+    assert "bomb.png: image is 12000x12000 = 144,000,000 pixels" in out[1].error
+    assert "cut.png: truncated or corrupt image" in out[2].error

@@ -244,9 +244,10 @@ def test_logn_factors_around_2048():
     assert got[4] == pytest.approx(12 / 11)
 
 
-def reference_logits(model: QwenVLModel, ids: list[int], alpha: int | None = None):
+def reference_logits(model: QwenVLModel, ids: list[int], alpha: int | None = None, tail: int = 0):
     """The original modeling_qwen.py prefill of one unpadded sequence (no cache): rotary
-    position = index, NTK alpha from the length, log-n on the query; logits of the last token."""
+    position = index, NTK alpha from the length, log-n on the query; logits of the last token
+    (or, with `tail` > 0, of the last `tail` tokens [tail, V])."""
     cfg = model.config
     tf = model.transformer
     n = len(ids)
@@ -281,6 +282,8 @@ def reference_logits(model: QwenVLModel, ids: list[int], alpha: int | None = Non
         x = x + blk.attn.c_proj(ctx)
         h = rms(x, blk.ln_2.weight)
         x = x + blk.mlp.c_proj(blk.mlp.w1(h) * F.silu(blk.mlp.w2(h)))
+    if tail > 0:
+        return model.lm_head(rms(x[0, -tail:], tf.ln_f.weight))
     return model.lm_head(rms(x, tf.ln_f.weight))[0, -1]
 
 

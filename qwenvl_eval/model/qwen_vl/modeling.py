@@ -162,10 +162,11 @@ class QwenVLModel(nn.Module):
 
     # ---- steps ---------------------------------------------------------------------------
     def prefill(
-        self, prompts: Sequence[PromptInputs], pad_id: int, extra: int
+        self, prompts: Sequence[PromptInputs], pad_id: int, extra: int, last: int = 0
     ) -> tuple[torch.Tensor, KVCache]:
-        """Left-pad and run the prompts; returns the last position's hidden state [B, H] and a
-        cache with room for `extra` more tokens."""
+        """Left-pad and run the prompts; returns the last position's hidden state [B, H] (or,
+        with `last` > 0, the last `last` positions' [B, last, H]) and a cache with room for
+        `extra` more tokens."""
         device = self.lm_head.weight.device
         dtype = self.lm_head.weight.dtype
         lengths = [len(p.ids) for p in prompts]
@@ -196,7 +197,7 @@ class QwenVLModel(nn.Module):
         positions = (torch.arange(width, device=device)[None, :] - pads[:, None]).clamp(min=0)
         hidden = self._step(x, positions, cache)
         cache.next_pos = torch.tensor(lengths, device=device)
-        return hidden[:, -1], cache
+        return (hidden[:, -last:] if last > 0 else hidden[:, -1]), cache
 
     def extend(
         self, cache: KVCache, ids: torch.Tensor, real: torch.Tensor | None = None

@@ -23,7 +23,7 @@ from ...errors import UserError
 from ...types import GenerateRequest, Generation, Image, OptionScore, Request, Response, Text
 from ..base import RunnerOptions
 from ..devices import resolve_device, resolve_dtype
-from ..preprocess import cut_at_stops, images_of, raw_prompt
+from ..preprocess import IMAGE_CONVERSION, cut_at_stops, decode_image, images_of, raw_prompt
 from ..presets import ResolvedModel
 from ..runner import BatchedRunner, GenOutput, Prepared
 from .checkpoint import load_model
@@ -69,10 +69,11 @@ class QwenVLRunner(BatchedRunner):
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]:
         for r in requests:
             g = r.generation
-            if g.num_beams != 1 or g.do_sample:
+            if g.num_beams != 1 or g.do_sample or g.repetition_penalty != 1.0:
                 raise UserError(
                     f"item {r.id}: the native Qwen-VL backend decodes greedily only "
-                    f"(num_beams={g.num_beams}, do_sample={g.do_sample} asked for)"
+                    f"(num_beams={g.num_beams}, do_sample={g.do_sample}, "
+                    f"repetition_penalty={g.repetition_penalty} asked for)"
                 )
         return super().generate(requests)
 
@@ -86,6 +87,8 @@ class QwenVLRunner(BatchedRunner):
             "family": self.family.name,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            "image_resize": f"PIL bicubic {self.image_size}x{self.image_size}",
+            "image_conversion": IMAGE_CONVERSION["drop"],
             "torch": torch.__version__,
         }
 
@@ -105,7 +108,8 @@ class QwenVLRunner(BatchedRunner):
                 f"the prompt has {len(offsets)} <img> span(s) but the request carries "
                 f"{len(images)} image(s)"
             )
-        pixels = [resize_image(im.open(), self.image_size) for im in images]
+        # The original visual.py: Image.open(path).convert("RGB"), alpha dropped.
+        pixels = [resize_image(decode_image(im, "drop"), self.image_size) for im in images]
         inputs: dict[str, Any] = {"prompt": PromptInputs(ids, offsets, pixels)}
         num_tokens = len(ids)
         if not isinstance(request, GenerateRequest):
@@ -117,7 +121,10 @@ class QwenVLRunner(BatchedRunner):
                 raise ValueError(f"option {empty[0]!r} encodes to no tokens")
             inputs["options"] = opts
             num_tokens += max(len(o) for o in opts) - 1
-        meta = {"input_sizes": [[self.image_size, self.image_size]] * len(images)}
+        meta: dict[str, Any] = {"input_sizes": [[self.image_size, self.image_size]] * len(images)}
+        if not isinstance(request, GenerateRequest):
+            # Paper-mode ScienceQA compares options as eval_mm does on this dtype's logits.
+            meta["logits_dtype"] = str(self.dtype).removeprefix("torch.")
         return Prepared(request, index, num_tokens, inputs=inputs, meta=meta)
 
     def generate_batch(self, batch: list[Prepared], generation: Generation) -> list[GenOutput]:
@@ -143,4 +150,11 @@ class QwenVLRunner(BatchedRunner):
             [p.inputs["options"] for p in batch],
             self.pad_id,
         )
-        return [tuple(OptionScore.from_sum(s, n) for s, n in per_item) for per_item in results]
+        if self.dtype == torch.bfloat16:
+            # eval_mm rounds each token's loss to bf16: the task needs the tokens, not the sums.
+            for p, per_item in zip(batch, results, strict=True):
+                p.meta["option_token_logprobs"] = per_item
+        return [
+            tuple(OptionScore.from_sum(sum(tokens), len(tokens)) for tokens in per_item)
+            for per_item in results
+        ]
