@@ -15,6 +15,7 @@ class RunConfig:
     model: str
     tasks: list[str]
     data_dir: str | None = None
+    data_layout: str = "auto"  # auto | official | eval_mm | hf (tasks/data/formats.py)
     limit: int | None = None
     batch_size: int = 8
     max_batch_tokens: int | None = None
@@ -42,7 +43,8 @@ def output_affecting(
 ) -> dict[str, Any]:
     """The settings that change answers. Batch size and limit do not (the runner is
     batch-invariant; a larger limit only adds items), so a run may resume with other values."""
-    return {
+    extra = {} if config.data_layout == "auto" else {"data_layout": config.data_layout}
+    return extra | {
         "model_path": model_path,
         "model_revision": model_revision,
         "family": config.family,

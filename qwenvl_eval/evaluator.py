@@ -85,9 +85,11 @@ def prepare_task(
     limit: int | None = None,
     seed: int = 0,
     gen_overrides: dict[str, Any] | None = None,
+    data_layout: str = "auto",
 ) -> TaskRun:
     task = registry.get_task(name)
     task.seed = seed  # few-shot draws are seeded from (seed, task, item id)
+    task.data_layout = data_layout
     docs = task.load(data_root)
     limited = limit is not None and len(docs) > limit
     if limit is not None:
@@ -198,6 +200,7 @@ def summarise(
         notes=task.notes(limited=run.limited),
         submission_file=submission_file,
         headline=task.metrics[0] if task.metrics else None,
+        data=task.data_info,
     )
 
 

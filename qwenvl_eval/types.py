@@ -201,6 +201,7 @@ class TaskResult:
     notes: list[str] = field(default_factory=list)
     submission_file: str | None = None
     headline: str | None = None  # the metric a leaderboard shows
+    data: dict[str, Any] | None = None  # what was read: format, layout, files and sizes
 
 
 def _parts_key(parts: tuple[Part, ...]) -> list[Any]:
