@@ -128,8 +128,9 @@ def _rows(ds: Any, where: Path) -> list[dict[str, Any]]:
     for c in images:
         table = ds.select_columns([c])
         names = _cell_names(ds, c)
+        nulls = ds.data.table.column(c).is_null().to_pylist()
         for i, row in enumerate(rows):
-            row[c] = LazyCell(table, i, c, names[i] if names else None)
+            row[c] = None if nulls[i] else LazyCell(table, i, c, names[i] if names else None)
     return rows
 
 
@@ -196,6 +197,7 @@ def hf_formats(
     reader: Callable[[list[dict[str, Any]], Path], list[Any]],
     *,
     hub_id: str | None = None,
+    hub_subdir: str = "",
 ) -> list[Any]:
     """The three ways an HF copy of one split is kept, each read by `reader(rows, where)`:
     parquet shards in `folder`, a `save_to_disk` folder, and `hub_id` in the local cache."""
@@ -219,7 +221,7 @@ def hf_formats(
     if hub_id is not None:
         snap = hub_snapshot(hub_id)
         if snap is not None:
-            snap_shards = parquet_files(snap, split)
+            snap_shards = parquet_files(snap / hub_subdir, split)
             if snap_shards:
                 out.append(
                     Format(

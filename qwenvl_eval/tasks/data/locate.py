@@ -142,10 +142,10 @@ class RootedFiles:
 
 def _json_problem(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
-        return "JSON nested too deeply"
+        return "unreadable JSON (nested too deeply)"
     if isinstance(exc, ValueError) and "digits" in str(exc):
-        return f"number too long ({exc})"
-    return f"invalid JSON ({exc})"
+        return "unreadable JSON (a number with more than 4300 digits)"
+    return f"unreadable JSON ({exc})"
 
 
 def read_json(path: Path) -> Any:
