@@ -7,10 +7,11 @@ pool opens them, so building requests for a whole benchmark costs no image decod
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,12 +70,14 @@ class Generation:
     stop: tuple[str, ...] = ()
 
     def replace(self, **overrides: Any) -> Generation:
-        unknown = set(overrides) - set(asdict(self))
+        if not overrides:  # the common case, once per request: no copy at all
+            return self
+        unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
             raise KeyError(f"unknown generation setting(s): {', '.join(sorted(unknown))}")
-        values = asdict(self) | overrides
-        values["stop"] = tuple(values["stop"])
-        return Generation(**values)
+        if "stop" in overrides:
+            overrides = overrides | {"stop": tuple(overrides["stop"])}
+        return dataclasses.replace(self, **overrides)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,12 @@ class GenerateRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        return _hash(["generate", self.style, self.system, _parts_key(self.parts), self.generation])
+        return _memo(
+            self,
+            lambda: _hash(
+                ["generate", self.style, self.system, _parts_key(self.parts), self.generation]
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,10 @@ class ScoreRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        return _hash(["score", self.style, self.system, _parts_key(self.parts), self.options])
+        return _memo(
+            self,
+            lambda: _hash(["score", self.style, self.system, _parts_key(self.parts), self.options]),
+        )
 
 
 Request = GenerateRequest | ScoreRequest
@@ -208,10 +219,21 @@ def _parts_key(parts: tuple[Part, ...]) -> list[Any]:
     return [["text", p.text] if isinstance(p, Text) else ["image", p.image.key] for p in parts]
 
 
+def _memo(request: Any, compute: Any) -> str:
+    """A frozen request's fingerprint, computed once: the evaluator and the store ask for it
+    several times per item."""
+    fp = request.__dict__.get("_fingerprint")
+    if fp is None:
+        fp = compute()
+        object.__setattr__(request, "_fingerprint", fp)
+    return fp
+
+
 def _hash(obj: Any) -> str:
     def default(o: Any) -> Any:
+        # One level at a time (json recurses): not a deep `asdict` copy per object.
         if hasattr(o, "__dataclass_fields__"):
-            return asdict(o)
+            return {f.name: getattr(o, f.name) for f in fields(o)}
         raise TypeError(type(o))
 
     blob = json.dumps(obj, sort_keys=True, default=default, ensure_ascii=False)

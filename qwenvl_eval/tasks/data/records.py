@@ -133,4 +133,7 @@ def box(value: Any, *, source: Path | str, item: str, field: str, xywh: bool) ->
 def big_int(value: Any) -> bool:
     """An int too large to be an id (and too long to print: Python refuses to turn ints of
     more than 4300 digits into text)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64
+    return type(value) is int and not -_ID_LIMIT < value < _ID_LIMIT
+
+
+_ID_LIMIT = 1 << 64

@@ -51,15 +51,11 @@ def answer_strings(
             item=item,
             field=field,
         )
-    out: list[str] = []
-    for a in value:
-        if isinstance(a, dict):
-            a = a.get("answer")
-        if not isinstance(a, str):
-            raise DataError(
-                source, "expected answer strings (or {'answer': str})", item=item, field=field
-            )
-        out.append(a)
+    out = [a.get("answer") if type(a) is dict else a for a in value]
+    if not all(type(a) is str for a in out):
+        raise DataError(
+            source, "expected answer strings (or {'answer': str})", item=item, field=field
+        )
     return out
 
 
