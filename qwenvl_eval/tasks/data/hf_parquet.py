@@ -158,8 +158,13 @@ def read_parquet_split(folder: Path, split: str) -> list[dict[str, Any]]:
 def read_parquet_files(files: list[Path]) -> list[dict[str, Any]]:
     datasets = _datasets()
     try:
+        # The shards are converted once to memory-mapped Arrow in the datasets cache
+        # ($HF_DATASETS_CACHE, read at call time), then reused.
         ds = datasets.load_dataset(
-            "parquet", data_files=[os.fspath(f) for f in files], split="train"
+            "parquet",
+            data_files=[os.fspath(f) for f in files],
+            split="train",
+            cache_dir=os.environ.get("HF_DATASETS_CACHE") or None,
         )
     except Exception as exc:  # pyarrow / datasets raise many types for a damaged file
         raise DataError(files[0], f"unreadable parquet ({type(exc).__name__}: {exc})") from None
