@@ -37,7 +37,7 @@ from qwenvl_eval.model.families import QWEN_VL  # noqa: E402
 from qwenvl_eval.tasks.data.check import check_tasks  # noqa: E402
 from qwenvl_eval.types import Response  # noqa: E402
 
-WORDS = "red blue two yes no dog cat table man woman tree sky car bus white black".split()
+WORDS = ["red", "blue", "two", "yes", "no", "dog", "cat", "table", "man", "woman", "tree", "sky"]
 
 
 def tiny_jpeg() -> bytes:
@@ -50,13 +50,17 @@ def tiny_jpeg() -> bytes:
     return buf.getvalue()
 
 
-def build(root: Path, n_questions: int, n_images: int, seed: int = 0) -> None:
+def build(root: Path, n_questions: int, n_images: int, link: bool = True, seed: int = 0) -> None:
     rng = random.Random(seed)
-    coco = root / "coco" / "val2014"
-    coco.mkdir(parents=True)
     vqa = root / "vqav2"
     vqa.mkdir()
-    os.symlink("../coco/val2014", vqa / "val2014")
+    if link:
+        coco = root / "coco" / "val2014"
+        coco.mkdir(parents=True)
+        os.symlink("../coco/val2014", vqa / "val2014")
+    else:
+        coco = vqa / "val2014"
+        coco.mkdir()
     jpeg = tiny_jpeg()
     image_ids = [9 + 7 * k for k in range(n_images)]
     for image_id in image_ids:
@@ -122,6 +126,12 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="build here (default: a temp dir)")
     ap.add_argument("--layout", default="official", choices=("official", "eval_mm"))
     ap.add_argument("--keep", action="store_true", help="keep the built data")
+    ap.add_argument(
+        "--no-link",
+        action="store_true",
+        help="images in vqav2/val2014 itself, not linked to coco/ (older harness versions "
+        "refuse the link)",
+    )
     args = ap.parse_args()
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench_data_"))
@@ -135,11 +145,15 @@ def main() -> None:
         sizes = {p.name: p.stat().st_size for p in (root / "vqav2").iterdir() if p.is_file()}
         print("files:", ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(sizes.items())))
 
-        (row,) = timed("data check", lambda: check_tasks(["vqav2"], str(root), layout=args.layout))
-        print(f"  -> {row.status}, {row.items} items, format {row.format}")
+        # Older harness versions (for a side-by-side baseline) take no layout argument.
+        kw = {} if args.layout == "official" else {"layout": args.layout}
+        (row,) = timed("data check", lambda: check_tasks(["vqav2"], str(root), **kw))
+        print(f"  -> {row.status}, {row.items} items, format {getattr(row, 'format', '?')}")
         run = timed(
             "prepare (load + requests)",
-            lambda: prepare_task("vqav2", root, QWEN_VL.info, data_layout=args.layout),
+            lambda: prepare_task(
+                "vqav2", root, QWEN_VL.info, **({"data_layout": args.layout} if kw else {})
+            ),
         )
         fingerprints = timed(
             "request fingerprints", lambda: [r.fingerprint() for r in run.requests]

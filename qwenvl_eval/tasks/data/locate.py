@@ -235,22 +235,6 @@ class ImageCache:
         raise DataError(source, f"image not found: {first}", item=item, field=field)
 
 
-def find_image(
-    task_dir: Path,
-    rel: str,
-    *,
-    source: Path | str,
-    item: str,
-    field: str,
-    shared: Path | None = None,
-    root: Path | None = None,
-) -> ImageRef:
-    """One image `rel` (relative to the task folder), as a lazy `ImageRef` keyed by `rel`.
-    Readers with many images use one `ImageCache` instead (one listing per folder)."""
-    cache = ImageCache(task_dir, shared, root=root)
-    return cache.get(rel, source=source, item=item, field=field)
-
-
 def strip_data_prefix(rel: str) -> str:
     """Qwen-VL's eval_mm files name images from the folder that holds `data/`
     (`data/vizwiz/test/x.jpg`); with `data/` as the data root that is `vizwiz/test/x.jpg`."""
