@@ -167,3 +167,14 @@ def test_data_check_reports_the_eval_mm_format_and_checksums(tmp_path):
     blob = (root / "vqav2" / "vqav2_val.jsonl").read_bytes()
     assert files["vqav2/vqav2_val.jsonl"]["sha256"] == hashlib.sha256(blob).hexdigest()
     assert files["vqav2/vqav2_val.jsonl"]["bytes"] == len(blob)
+
+
+def test_run_data_layout_flag_is_checked_before_the_model_loads(tmp_path, capsys):
+    from tests.test_cli import assert_one_line_error, run_cli
+
+    root = str(fx.write_tree(tmp_path))
+    argv = ["run", "--model", "tiny-qwen2-vl", "--tasks", "ai2d", "--data-dir", root]
+    code, _, err = run_cli([*argv, "--data-layout", "official"], capsys)
+    assert_one_line_error(code, err, "no official layout is known", "eval_mm, hf")
+    code, _, err = run_cli([*argv, "--data-layout", "lmms"], capsys)
+    assert_one_line_error(code, err, "--data-layout: expected one of auto, official, eval_mm, hf")
