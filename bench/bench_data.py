@@ -140,7 +140,7 @@ def main() -> None:
             root.mkdir(parents=True, exist_ok=True)
             timed(
                 f"build {args.questions} questions",
-                lambda: build(root, args.questions, args.images),
+                lambda: build(root, args.questions, args.images, link=not args.no_link),
             )
         sizes = {p.name: p.stat().st_size for p in (root / "vqav2").iterdir() if p.is_file()}
         print("files:", ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(sizes.items())))
