@@ -178,3 +178,15 @@ def test_run_data_layout_flag_is_checked_before_the_model_loads(tmp_path, capsys
     assert_one_line_error(code, err, "no official layout is known", "eval_mm, hf")
     code, _, err = run_cli([*argv, "--data-layout", "lmms"], capsys)
     assert_one_line_error(code, err, "--data-layout: expected one of auto, official, eval_mm, hf")
+
+
+def test_flickr_in_the_folder_evaluation_md_creates(tmp_path):
+    # EVALUATION.md: `mkdir -p data/flickr` (the script itself reads data/flickr30k/).
+    import shutil
+
+    root = fx.write_tree(tmp_path)
+    shutil.move(root / "flickr30k", root / "flickr")
+    run = prepare_task("flickr30k", root, QWEN_VL.info)
+    assert [d.id for d in run.docs] == ["1000092795"]
+    assert run.docs[0].images[0].path == root / "flickr/flickr30k-images/1000092795.jpg"
+    assert run.task.data_info["files"][0]["path"] == "flickr/flickr30k_karpathy_test.json"
