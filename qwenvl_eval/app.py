@@ -74,6 +74,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
             limit=config.limit,
             seed=config.seed,
             gen_overrides=config.gen_kwargs,
+            data_layout=config.data_layout,
         )
         for n in names
     ]
@@ -204,6 +205,7 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
             limit=_task_limit(previous["tasks"].get(n), config.get("limit")),
             seed=config["seed"],
             gen_overrides=config.get("gen_kwargs") or {},
+            data_layout=config.get("data_layout", "auto"),
         )
         for n in previous["tasks"]
     ]

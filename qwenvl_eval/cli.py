@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -92,6 +93,13 @@ def run(
             "then ~/.cache/qwenvl_eval/data."
         ),
     ] = None,
+    data_layout: Annotated[
+        str,
+        typer.Option(
+            help="Which copy of the data to read: auto (official files first, then the Qwen-VL "
+            "eval_mm files, then Hugging Face copies), official, eval_mm or hf."
+        ),
+    ] = "auto",
     limit: Annotated[int | None, typer.Option(min=1, help="First N items per task.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Upper bound on a batch.")] = 8,
     max_batch_tokens: Annotated[
@@ -200,6 +208,7 @@ def run(
         model=model,
         tasks=_split(tasks),
         data_dir=data_dir,
+        data_layout=data_layout,
         limit=limit,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
@@ -507,26 +516,39 @@ def list_models() -> None:
 def data_check(
     tasks: Annotated[str, typer.Option(help="Comma-separated task or group names.")],
     data_dir: Annotated[str | None, typer.Option(help="Data root, or `builtin`.")] = None,
+    data_layout: Annotated[
+        str, typer.Option(help="auto (first format found), official, eval_mm or hf.")
+    ] = "auto",
 ) -> None:
-    """Report, per task, what was found, item counts against the split sizes, what is missing."""
+    """Report, per task, the format found, item counts against the split sizes, the files
+    read (size, sha256) and what is missing. Exits 1 when a task is missing or in error."""
     from . import registry
     from .tasks.data.check import check_tasks
 
-    rows = check_tasks(registry.resolve(_split(tasks)), data_dir)
+    rows = check_tasks(registry.resolve(_split(tasks)), data_dir, data_layout)
     table = Table(title="data check")
-    for col in ("task", "status", "items", "expected", "detail"):
+    for col in ("task", "status", "format", "items", "expected", "detail"):
         table.add_column(col)
     for r in rows:
         style = {"ok": "green", "partial": "yellow"}.get(r.status, "red")
         table.add_row(
             r.task,
             f"[{style}]{r.status}[/]",
+            escape(r.format or "-"),
             str(r.items if r.items is not None else "-"),
             str(r.expected or "-"),
-            r.detail,
+            escape(r.detail),
         )
     out.print(table)
-    if any(r.status == "missing" for r in rows):
+    for r in rows:
+        for f in r.files:
+            out.print(
+                f"{r.task}\t{f['role']}\t{f['path']}\t{f['bytes']} bytes\tsha256 {f['sha256']}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    if any(r.failed for r in rows):
         raise typer.Exit(1)
 
 

@@ -15,6 +15,7 @@ class RunConfig:
     model: str
     tasks: list[str]
     data_dir: str | None = None
+    data_layout: str = "auto"  # auto | official | eval_mm | hf (tasks/data/formats.py)
     limit: int | None = None
     batch_size: int = 8
     max_batch_tokens: int | None = None
@@ -76,7 +77,8 @@ def output_affecting(
     Another backend is another run: its numerics differ."""
     from .model import backends
 
-    return {
+    extra = {} if config.data_layout == "auto" else {"data_layout": config.data_layout}
+    return extra | {
         "model_path": model_path,
         "model_revision": model_revision,
         "family": config.family,

@@ -117,9 +117,11 @@ def prepare_task(
     limit: int | None = None,
     seed: int = 0,
     gen_overrides: dict[str, Any] | None = None,
+    data_layout: str = "auto",
 ) -> TaskRun:
     task = registry.get_task(name)
     task.seed = seed  # few-shot draws are seeded from (seed, task, item id)
+    task.data_layout = data_layout
     docs = task.load(data_root)
     if not docs:
         raise UserError(
@@ -282,6 +284,7 @@ def summarise(
         notes=task.notes(limited=run.limited),
         submission_file=submission_file,
         headline=task.metrics[0] if task.metrics else None,
+        data=task.data_info,
     )
 
 

@@ -7,10 +7,11 @@ pool opens them, so building requests for a whole benchmark costs no image decod
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,20 +28,26 @@ class ImageRef:
         if (self.path is None) == (self.data is None):
             raise ValueError("ImageRef needs exactly one of path or data")
 
+    def read_bytes(self) -> bytes:
+        """The encoded image, as stored (file bytes or the dataset cell)."""
+        return self.data if self.data is not None else Path(self.path).read_bytes()
+
+    def source(self):  # -> a path, or a binary file object over the encoded bytes
+        """What PIL opens: the file itself where there is one (no copy in memory)."""
+        return self.path if self.path is not None else io.BytesIO(self.read_bytes())
+
     def open(self):  # -> PIL.Image.Image
         """Decode to RGB. Never re-encodes: the pixels are the file's pixels."""
         from PIL import Image
 
-        src = self.path if self.path is not None else io.BytesIO(self.data or b"")
-        with Image.open(src) as im:
+        with Image.open(self.source()) as im:
             return im.convert("RGB")
 
     def size(self) -> tuple[int, int]:
         """(width, height) from the header only."""
         from PIL import Image
 
-        src = self.path if self.path is not None else io.BytesIO(self.data or b"")
-        with Image.open(src) as im:
+        with Image.open(self.source()) as im:
             return im.size
 
 
@@ -72,12 +79,14 @@ class Generation:
     repetition_penalty: float = 1.0
 
     def replace(self, **overrides: Any) -> Generation:
-        unknown = set(overrides) - set(asdict(self))
+        if not overrides:  # the common case, once per request: no copy at all
+            return self
+        unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
             raise KeyError(f"unknown generation setting(s): {', '.join(sorted(unknown))}")
-        values = asdict(self) | overrides
-        values["stop"] = tuple(values["stop"])
-        return Generation(**values)
+        if "stop" in overrides:
+            overrides = overrides | {"stop": tuple(overrides["stop"])}
+        return dataclasses.replace(self, **overrides)
 
 
 @dataclass(frozen=True)
@@ -110,8 +119,18 @@ class GenerateRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        gen = _generation_key(self.generation)
-        return _hash(["generate", self.style, self.system, _parts_key(self.parts), gen])
+        return _memo(
+            self,
+            lambda: _hash(
+                [
+                    "generate",
+                    self.style,
+                    self.system,
+                    _parts_key(self.parts),
+                    _generation_key(self.generation),
+                ]
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -125,7 +144,10 @@ class ScoreRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        return _hash(["score", self.style, self.system, _parts_key(self.parts), self.options])
+        return _memo(
+            self,
+            lambda: _hash(["score", self.style, self.system, _parts_key(self.parts), self.options]),
+        )
 
 
 Request = GenerateRequest | ScoreRequest
@@ -205,6 +227,7 @@ class TaskResult:
     notes: list[str] = field(default_factory=list)
     submission_file: str | None = None
     headline: str | None = None  # the metric a leaderboard shows
+    data: dict[str, Any] | None = None  # what was read: format, layout, files and sizes
 
 
 # Settings added after runs were already stored: hashed only when set, so that answers stored
@@ -213,7 +236,7 @@ _LATER_SETTINGS = {"repetition_penalty": 1.0}
 
 
 def _generation_key(gen: Generation) -> dict[str, Any]:
-    d = asdict(gen)
+    d = {f.name: getattr(gen, f.name) for f in fields(gen)}  # flat: no deep asdict copy
     for key, default in _LATER_SETTINGS.items():
         if d[key] == default:
             del d[key]
@@ -224,10 +247,21 @@ def _parts_key(parts: tuple[Part, ...]) -> list[Any]:
     return [["text", p.text] if isinstance(p, Text) else ["image", p.image.key] for p in parts]
 
 
+def _memo(request: Any, compute: Any) -> str:
+    """A frozen request's fingerprint, computed once: the evaluator and the store ask for it
+    several times per item."""
+    fp = request.__dict__.get("_fingerprint")
+    if fp is None:
+        fp = compute()
+        object.__setattr__(request, "_fingerprint", fp)
+    return fp
+
+
 def _hash(obj: Any) -> str:
     def default(o: Any) -> Any:
+        # One level at a time (json recurses): not a deep `asdict` copy per object.
         if hasattr(o, "__dataclass_fields__"):
-            return asdict(o)
+            return {f.name: getattr(o, f.name) for f in fields(o)}
         raise TypeError(type(o))
 
     blob = json.dumps(obj, sort_keys=True, default=default, ensure_ascii=False)

@@ -22,6 +22,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["QWENVL_EVAL_CACHE"] = str(tmp_path_factory.mktemp("qwenvl_cache"))
     os.environ.pop("QWENVL_EVAL_DATA", None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # HF parquet copies are converted to Arrow in the datasets cache: keep it per session.
+    os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf_datasets")))
 
 
 @pytest.fixture()

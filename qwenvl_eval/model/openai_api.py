@@ -137,7 +137,7 @@ def image_data_url(ref: ImageRef) -> str:
     """The image file's own bytes as a data URL (re-encoding would change the pixels)."""
     from PIL import Image as PILImage
 
-    data = ref.data if ref.data is not None else Path(ref.path or "").read_bytes()
+    data = ref.read_bytes()
     with PILImage.open(io.BytesIO(data)) as im:
         mime = PILImage.MIME.get(im.format or "", "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

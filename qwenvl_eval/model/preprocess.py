@@ -26,7 +26,6 @@ then converted to RGB:
 
 from __future__ import annotations
 
-import io
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -161,7 +160,12 @@ def decode_image(
     from PIL import Image as PILImage
 
     name = image_source(ref)
-    src = ref.path if ref.path is not None else io.BytesIO(ref.data or b"")
+    try:
+        src = ref.source()
+    except (OSError, ValueError) as exc:  # a file gone, a dataset cell without bytes
+        raise ImageDecodeError(
+            f"{name}: cannot read the image ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         with warnings.catch_warnings():
             # PIL warns between its threshold and twice it; the budget below decides.

@@ -24,6 +24,7 @@ from ..types import (
     ScoreRequest,
     stable_hash,
 )
+from .data.formats import Format, load_source
 from .prompts import Prompt
 
 
@@ -33,10 +34,9 @@ class DataSource(Protocol):
     subdir: str  # the task's folder under --data-dir
     split_size: int | None  # items in the full official split, for `data check`
 
-    def load(self, root: Path) -> list[Document]: ...
-
-    def expected(self, root: Path) -> list[Path]:
-        """The files this source reads, for `qwenvl-eval data check`."""
+    def formats(self, root: Path) -> list[Format]:
+        """Every format the split may be stored in, preferred first (`data.formats`). A
+        plug-in source may instead define `load(root) -> list[Document]`."""
         ...
 
 
@@ -59,6 +59,10 @@ class Task:
     description: ClassVar[str] = ""
     # The run's --seed, set by the evaluator before `load`; few-shot draws are seeded from it.
     seed: int = 0
+    # The run's --data-layout (auto, official, eval_mm, hf), set before `load`.
+    data_layout: str = "auto"
+    # What `load` read (format, layout, files and sizes), for results.json.
+    data_info: dict[str, Any] | None = None
 
     # -- declaration lookups ------------------------------------------------------------------
     def prompt_for(self, family: FamilyInfo) -> Prompt:
@@ -91,11 +95,14 @@ class Task:
 
     # -- the pipeline -------------------------------------------------------------------------
     def load(self, root: Path) -> list[Document]:
-        return self.dataset.load(root)
+        """The split's documents, from the first format present (see `data.formats`); an
+        empty split is an error. Records what was read in `data_info`."""
+        docs, self.data_info = load_source(self.dataset, root, self.data_layout)
+        return docs
 
-    def expected(self, root: Path) -> list[Path]:
-        """Every file the task reads, for `qwenvl-eval data check`."""
-        return self.dataset.expected(root)
+    def sources(self) -> dict[str, DataSource]:
+        """Every data source the task reads, by role (few-shot tasks add their train split)."""
+        return {"eval": self.dataset}
 
     def request(
         self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None

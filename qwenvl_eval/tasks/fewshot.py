@@ -23,6 +23,7 @@ from ..errors import DataError, UserError
 from ..registry import register_task
 from ..types import Document, FamilyInfo, GenerateRequest, Part, Text, stable_hash
 from .base import DataSource, Task
+from .data.formats import load_source
 from .data.vqa_official import most_common_answer
 from .prompts import Chat, Raw
 from .vqa import OKVQA, OKVQA_TRAIN, TEXTVQA_TRAIN, VIZWIZ_TRAIN, TextVQA, VizWiz
@@ -79,17 +80,18 @@ def make_fewshot(
 
         def load(self, root: Path) -> list[Document]:
             docs = super().load(root)
-            pool = self.train_source.load(root)
+            pool, train_info = load_source(self.train_source, root, self.data_layout)
             if len(pool) < self.n_shots:
                 raise DataError(
                     root / self.train_source.subdir,
                     f"the train split has {len(pool)} examples; {self.n_shots}-shot needs more",
                 )
+            self.data_info = {**(self.data_info or {}), "train": train_info}
             self._pool = [(d, answer_of(d)) for d in pool]
             return docs
 
-        def expected(self, root: Path) -> list[Path]:
-            return super().expected(root) + self.train_source.expected(root)
+        def sources(self) -> dict[str, DataSource]:
+            return {**super().sources(), "train": self.train_source}
 
         def request(
             self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None

@@ -125,8 +125,17 @@ class GroundingTask(Task):
         return notes
 
 
+_HUB = {
+    "refcoco": "lmms-lab/RefCOCO",
+    "refcoco+": "lmms-lab/RefCOCOplus",
+    "refcocog": "lmms-lab/RefCOCOg",
+}
+
+
 def _declare(subdir: str, refs: str, split: str, size: int) -> ReferSource:
-    return ReferSource(subdir=subdir, refs_file=refs, split=split, split_size=size)
+    return ReferSource(
+        subdir=subdir, refs_file=refs, split=split, split_size=size, hub_id=_HUB[subdir]
+    )
 
 
 @register_task("refcoco_val", group=("refcoco-all", "paper-table6"), aliases=("refcoco",))

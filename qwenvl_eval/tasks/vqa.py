@@ -15,7 +15,7 @@ from ..registry import register_task
 from ..types import Document, FamilyInfo, Generation, ItemResult, Response
 from .base import Scored, Task
 from .data.gqa import GQASource
-from .data.vqa_official import TextVQAFormat, VizWizFormat, VQAPairFormat, VQASource
+from .data.vqa_official import EvalMM, TextVQAFormat, VizWizFormat, VQAPairFormat, VQASource
 from .prompts import Chat, Raw
 
 VQA_PROMPTS = {
@@ -95,6 +95,8 @@ VQAV2_VAL = VQASource(
     ),
     parquet_split="validation",
     split_size=214354,
+    eval_mm=EvalMM("vqav2_val.jsonl", "v2_mscoco_val2014_annotations.json"),
+    hub_id="lmms-lab/VQAv2",
 )
 VQAV2_TESTDEV = VQASource(
     "vqav2",
@@ -103,6 +105,8 @@ VQAV2_TESTDEV = VQASource(
     parquet_split="testdev",
     split_size=107394,
     has_answers=False,
+    eval_mm=EvalMM("vqav2_testdev.jsonl"),
+    hub_id="lmms-lab/VQAv2",
 )
 OKVQA_VAL = VQASource(
     "okvqa",
@@ -114,6 +118,8 @@ OKVQA_VAL = VQASource(
     ),
     parquet_split="val2014",
     split_size=5046,
+    eval_mm=EvalMM("okvqa_val.jsonl", "mscoco_val2014_annotations.json"),
+    hub_id="lmms-lab/OK-VQA",
 )
 OKVQA_TRAIN = VQASource(
     "okvqa",
@@ -124,9 +130,17 @@ OKVQA_TRAIN = VQASource(
         _coco("train2014"),
     ),
     split_size=9009,
+    eval_mm=EvalMM("okvqa_train.jsonl", "mscoco_train2014_annotations.json"),
 )
 VIZWIZ_VAL = VQASource(
-    "vizwiz", "val", VizWizFormat("val.json", "val"), parquet_split="val", split_size=4319
+    "vizwiz",
+    "val",
+    VizWizFormat("val.json", "val"),
+    parquet_split="val",
+    split_size=4319,
+    eval_mm=EvalMM("vizwiz_val.jsonl", "vizwiz_val_annotations.json"),
+    hub_id="lmms-lab/VizWiz-VQA",
+    image_name_id=True,
 )
 VIZWIZ_TEST = VQASource(
     "vizwiz",
@@ -135,14 +149,26 @@ VIZWIZ_TEST = VQASource(
     parquet_split="test",
     split_size=8000,
     has_answers=False,
+    eval_mm=EvalMM("vizwiz_test.jsonl"),
+    hub_id="lmms-lab/VizWiz-VQA",
+    image_name_id=True,
 )
-VIZWIZ_TRAIN = VQASource("vizwiz", "train", VizWizFormat("train.json", "train"), split_size=20523)
+VIZWIZ_TRAIN = VQASource(
+    "vizwiz",
+    "train",
+    VizWizFormat("train.json", "train"),
+    split_size=20523,
+    eval_mm=EvalMM("vizwiz_train.jsonl", "vizwiz_train_annotations.json"),
+    image_name_id=True,
+)
 TEXTVQA_VAL = VQASource(
     "textvqa",
     "val",
     TextVQAFormat("TextVQA_0.5.1_val.json"),
     parquet_split="validation",
     split_size=5000,
+    eval_mm=EvalMM("textvqa_val.jsonl", "textvqa_val_annotations.json"),
+    hub_id="lmms-lab/textvqa",
 )
 TEXTVQA_TRAIN = VQASource(
     "textvqa",
@@ -150,6 +176,7 @@ TEXTVQA_TRAIN = VQASource(
     TextVQAFormat("TextVQA_0.5.1_train.json"),
     parquet_split="train",
     split_size=34602,
+    eval_mm=EvalMM("textvqa_train.jsonl", "textvqa_train_annotations.json"),
 )
 
 

@@ -251,3 +251,29 @@ def test_hf_provenance_records_the_image_backend(hf_runners):
     assert prov["image_processor"] == "Qwen2VLImageProcessorPil"
     assert prov["image_processor_backend"] == "pil"
     assert prov["image_conversion"].startswith("transformers convert_to_rgb")
+
+
+def test_a_dataset_cell_is_decoded_from_its_bytes_when_first_opened(tmp_path):
+    # HF copies keep images encoded in the Arrow table until the runner decodes them: the same
+    # bounded decoding and conversion as a file, and the cell is only read then.
+    from qwenvl_eval.tasks.data.hf_parquet import ArrowImageRef
+
+    buf = io.BytesIO()
+    rgba().save(buf, format="PNG")
+    reads = []
+
+    def fetch() -> bytes:
+        reads.append(1)
+        return buf.getvalue()
+
+    ref = ArrowImageRef("cell", fetch=fetch)
+    assert reads == []
+    assert pixels(decode_image(ref)) == pixels(decode_image(png_ref(rgba(), tmp_path)))
+    assert reads == [1]
+    assert ref.read_bytes() == buf.getvalue()
+
+    def broken() -> bytes:
+        raise ValueError("row 3: the 'image' cell holds no image bytes")
+
+    with pytest.raises(ImageDecodeError, match=r"cell .*row 3: the 'image' cell holds no image"):
+        decode_image(ArrowImageRef("cell", fetch=broken))

@@ -148,7 +148,10 @@ def test_vqav2_parquet_fallback(tmp_path):
     pq.write_table(table, folder / "validation-00000-of-00001.parquet")
     (doc,) = registry.get_task("vqav2").load(tmp_path)
     assert doc.id == "11" and doc.fields["answers"] == ["red"] * 10
-    assert doc.images[0].data == image["bytes"]
+    # Read through `datasets`, memory-mapped: the bytes are fetched when the image is opened.
+    assert doc.images[0].key == "COCO_val2014_1.jpg"
+    assert doc.images[0].materialize().data == image["bytes"]
+    assert doc.images[0].size() == (12, 10)
 
 
 # -- bad inputs -----------------------------------------------------------------------------

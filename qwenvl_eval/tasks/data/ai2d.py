@@ -1,9 +1,10 @@
 """AI2D (AI2 Diagrams) test questions: the Qwen-VL JSONL, or an lmms-lab/ai2d parquet folder.
 
 Formats read
-- Qwen-VL's converted file (`eval_mm/EVALUATION.md`: `ai2diagram/test.jsonl`), here
-  `ai2d/test.jsonl`, one JSON object a line: `{"image", "question", "answer",
-  "question_id"?}`. `image` is relative to the `ai2d/` folder; `question` is used verbatim
+- Qwen-VL's converted file (`eval_mm/EVALUATION.md`: `ai2diagram/test.jsonl`), read from
+  `ai2d/test.jsonl` or `ai2diagram/test.jsonl`, one JSON object a line: `{"image",
+  "question", "answer", "question_id"?}`. `image` is relative to the folder holding `data/`
+  (a `data/` prefix is dropped), or to the task folder; `question` is used verbatim
   (it carries the options the way the file writes them); `answer` is a string or a list of
   strings. Without `question_id` the line number (from 0) is the id.
 - lmms-lab/ai2d (`ai2d/data/test-*.parquet`): `question`, `options` (list), `answer` (the
@@ -23,64 +24,64 @@ from pathlib import Path
 from ...errors import DataError
 from ...types import Document
 from . import records as rec
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import find_image, read_jsonl
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell
+from .locate import ImageCache, read_jsonl, strip_data_prefix
 
 _LETTERS = string.ascii_uppercase
 
 
 @dataclass(frozen=True)
-class AI2DData:
+class AI2DData(SplitSource):
     subdir: str = "ai2d"
     split_size: int | None = 3088  # test questions in the lmms-lab copy (the usual test set)
     file: str = "test.jsonl"
+    eval_mm_dir: str = "ai2diagram"
+    hub_id: str = "lmms-lab/ai2d"
 
-    def _use_parquet(self, folder: Path) -> bool:
-        return not (folder / self.file).is_file() and bool(parquet_files(folder, "test"))
-
-    def expected(self, root: Path) -> list[Path]:
-        folder = root / self.subdir
-        if self._use_parquet(folder):
-            return parquet_files(folder, "test")
-        return [folder / self.file]
-
-    def load(self, root: Path) -> list[Document]:
-        folder = root / self.subdir
-        if self._use_parquet(folder):
-            return _from_parquet(folder)
-        path = folder / self.file
-        docs = []
-        for n, raw in enumerate(read_jsonl(path)):
-            row = rec.record(raw, source=path, item=f"line {n + 1}")
-            item = (
-                rec.ident(row, "question_id", source=path, item=f"line {n + 1}")
-                if ("question_id" in row)
-                else str(n)
-            )
-            answer = row.get("answer")
-            answers = (
-                [answer]
-                if isinstance(answer, str)
-                else rec.texts(row, "answer", source=path, item=item)
-            )
-            rel = rec.text(row, "image", source=path, item=item)
-            image = find_image(folder, rel, source=path, item=item, field="image")
-            docs.append(
-                Document(
-                    id=item,
-                    images=(image,),
-                    fields={
-                        "question": rec.text(row, "question", source=path, item=item),
-                        "answers": answers,
-                    },
-                )
-            )
-        return docs
+    def formats(self, root: Path) -> list[Format]:
+        out = [
+            Format("eval_mm jsonl", "eval_mm", (p,), lambda p=p: _from_jsonl(p, root))
+            for p in (root / self.subdir / self.file, root / self.eval_mm_dir / self.file)
+        ]
+        return out + hf_formats(root / self.subdir, "test", _from_rows, hub_id=self.hub_id)
 
 
-def _from_parquet(folder: Path) -> list[Document]:
+def _from_jsonl(path: Path, root: Path) -> list[Document]:
+    folder = path.parent
+    images = ImageCache(folder, root=root, bases=(root, folder))
     docs = []
-    for n, row in enumerate(read_parquet_split(folder, "test")):
+    for n, raw in enumerate(read_jsonl(path)):
+        row = rec.record(raw, source=path, item=f"line {n + 1}")
+        item = (
+            rec.ident(row, "question_id", source=path, item=f"line {n + 1}")
+            if ("question_id" in row)
+            else str(n)
+        )
+        answer = row.get("answer")
+        answers = (
+            [answer]
+            if isinstance(answer, str)
+            else rec.texts(row, "answer", source=path, item=item)
+        )
+        rel = strip_data_prefix(rec.text(row, "image", source=path, item=item))
+        image = images.get(rel, source=path, item=item, field="image")
+        docs.append(
+            Document(
+                id=item,
+                images=(image,),
+                fields={
+                    "question": rec.text(row, "question", source=path, item=item),
+                    "answers": answers,
+                },
+            )
+        )
+    return rec.check_unique(docs, path)
+
+
+def _from_rows(rows: list[dict], folder: Path) -> list[Document]:
+    docs = []
+    for n, row in enumerate(rows):
         item = str(n)
         options = rec.texts(row, "options", source=folder, item=item)
         raw = row.get("answer")

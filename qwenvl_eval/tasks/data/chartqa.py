@@ -3,7 +3,10 @@
 Formats read
 - Official (github.com/vis-nlp/ChartQA): `chartqa/test/test_human.json` and
   `chartqa/test/test_augmented.json`, `[{"imgname", "query", "label"}]`; images
-  `chartqa/test/png/{imgname}`.
+  `chartqa/test/png/{imgname}`. The same under `chartqa/ChartQA Dataset/test/` as the
+  repository lays it out.
+- Qwen-VL eval_mm: `chartqa/test_human.jsonl`, `chartqa/test_augmented.jsonl`, lines
+  `{image, question, answer}` (`image` relative to the folder holding `data/`).
 - lmms-lab/ChartQA (`chartqa/data/test-*.parquet`): `type` ("human_test" / "augmented_test";
   a bare "human" / "augmented" is accepted too), `question`, `answer`, `image`.
 
@@ -21,17 +24,22 @@ from typing import Any
 from ...errors import DataError
 from ...types import Document, ImageRef
 from . import records as rec
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import find_image, read_json
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell
+from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
 
 SPLITS = ("human", "augmented")
 _SPLIT_SIZE = 1250  # questions in each official test split
 
 
+REPO_DIR = "ChartQA Dataset"
+
+
 @dataclass(frozen=True)
-class ChartQAData:
+class ChartQAData(SplitSource):
     splits: tuple[str, ...] = ("human",)
     subdir: str = "chartqa"
+    hub_id: str = "lmms-lab/ChartQA"
 
     def __post_init__(self) -> None:
         unknown = set(self.splits) - set(SPLITS)
@@ -42,26 +50,25 @@ class ChartQAData:
     def split_size(self) -> int:
         return _SPLIT_SIZE * len(self.splits)
 
-    def _files(self, folder: Path) -> list[Path]:
-        return [folder / "test" / f"test_{s}.json" for s in self.splits]
-
-    def _use_parquet(self, folder: Path) -> bool:
-        return not any(f.is_file() for f in self._files(folder)) and bool(
-            parquet_files(folder, "test")
+    def formats(self, root: Path) -> list[Format]:
+        folder = root / self.subdir
+        out = []
+        for name, base in (("official", folder), ("repository layout", folder / REPO_DIR)):
+            files = tuple(base / "test" / f"test_{s}.json" for s in self.splits)
+            out.append(
+                Format(name, "official", files, lambda b=base, f=files: self._read(root, b, f))
+            )
+        jsonls = tuple(folder / f"test_{s}.jsonl" for s in self.splits)
+        out.append(
+            Format("eval_mm jsonl", "eval_mm", jsonls, lambda: self._read_jsonl(root, jsonls))
         )
+        out += hf_formats(folder, "test", self._from_rows, hub_id=self.hub_id)
+        return out
 
-    def expected(self, root: Path) -> list[Path]:
-        folder = root / self.subdir
-        if self._use_parquet(folder):
-            return parquet_files(folder, "test")
-        return self._files(folder)
-
-    def load(self, root: Path) -> list[Document]:
-        folder = root / self.subdir
-        if self._use_parquet(folder):
-            return self._from_parquet(folder)
+    def _read(self, root: Path, base: Path, files: tuple[Path, ...]) -> list[Document]:
+        images = ImageCache(base, root=root)
         docs: list[Document] = []
-        for split, path in zip(self.splits, self._files(folder), strict=True):
+        for split, path in zip(self.splits, files, strict=True):
             rows = read_json(path)
             if not isinstance(rows, list):
                 raise DataError(path, "expected a list of questions")
@@ -69,20 +76,29 @@ class ChartQAData:
                 item = f"{split}-{n}"
                 row = rec.record(raw, source=path, item=item)
                 name = rec.text(row, "imgname", source=path, item=item)
-                image = find_image(
-                    folder,
-                    posixpath.join("test/png", name),
-                    source=path,
-                    item=item,
-                    field="imgname",
+                image = images.get(
+                    posixpath.join("test/png", name), source=path, item=item, field="imgname"
                 )
                 docs.append(_doc(item, image, row, "query", "label", split, path))
         return docs
 
-    def _from_parquet(self, folder: Path) -> list[Document]:
+    def _read_jsonl(self, root: Path, files: tuple[Path, ...]) -> list[Document]:
+        folder = files[0].parent
+        images = ImageCache(folder, root=root, bases=(root, folder, folder / "test" / "png"))
+        docs: list[Document] = []
+        for split, path in zip(self.splits, files, strict=True):
+            for n, raw in enumerate(read_jsonl(path)):
+                item = f"{split}-{n}"
+                row = rec.record(raw, source=path, item=item)
+                rel = strip_data_prefix(rec.text(row, "image", source=path, item=item))
+                image = images.get(rel, source=path, item=item, field="image")
+                docs.append(_doc(item, image, row, "question", "answer", split, path))
+        return docs
+
+    def _from_rows(self, rows: list[dict[str, Any]], folder: Path) -> list[Document]:
         counts = dict.fromkeys(self.splits, 0)
         docs = []
-        for row in read_parquet_split(folder, "test"):
+        for row in rows:
             kind = rec.text(row, "type", source=folder, item="?").split("_")[0]
             if kind not in SPLITS:
                 raise DataError(folder, f"unknown question type {kind!r}", field="type")
@@ -101,6 +117,8 @@ def _doc(
     item: str, image: ImageRef, row: dict[str, Any], q: str, a: str, split: str, source: Path
 ) -> Document:
     label = row.get(a)
+    if isinstance(label, list) and len(label) == 1:  # eval_mm writes some answers as lists
+        label = label[0]
     if isinstance(label, (int, float)) and not isinstance(label, bool):
         label = str(label)
     if not isinstance(label, str):

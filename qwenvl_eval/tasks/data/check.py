@@ -1,11 +1,18 @@
-"""`qwenvl-eval data check`: what each task finds under a data root, without a model."""
+"""`qwenvl-eval data check`: what each task finds under a data root, without a model.
+
+Driven by the same format declarations as loading (`data.formats`): the format it reports
+is the one `run` reads, and the files it hashes are the files `run` reads.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from ... import registry
 from ...errors import UserError
+from .formats import LAYOUTS, MissingData, describe, select
 from .locate import resolve_data_root
 
 
@@ -16,29 +23,60 @@ class CheckRow:
     items: int | None
     expected: int | None
     detail: str
+    format: str | None = None  # e.g. "official", "eval_mm jsonl + annotations", "hf parquet"
+    # Files read, with their size and sha256 (per source role: eval, train).
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("missing", "error")
 
 
-def check_task(name: str, root) -> CheckRow:
+def _source_formats(task, root: Path, layout: str) -> tuple[list[str], list[dict], str | None]:
+    """(format names, files with checksums, the missing-data message or None)."""
+    names: list[str] = []
+    files: list[dict[str, Any]] = []
+    for role, source in task.sources().items():
+        if not hasattr(source, "formats"):  # a plug-in source with only load()
+            missing = [p for p in getattr(source, "expected", lambda r: [])(root) if not p.exists()]
+            if missing:
+                return names, files, f"missing: {', '.join(str(p) for p in missing)}"
+            names.append(type(source).__name__)
+            continue
+        try:
+            fmt = select(source, root, layout)
+        except MissingData as exc:
+            return names, files, str(exc)
+        info = describe(fmt, root, checksums=True)
+        names.append(fmt.name if role == "eval" else f"{role}: {fmt.name}")
+        files.extend({"role": role, **f} for f in info["files"])
+    return names, files, None
+
+
+def check_task(name: str, root: Path, layout: str = "auto") -> CheckRow:
     task = registry.get_task(name)
-    source = task.dataset
-    expected = getattr(source, "split_size", None)
-    missing = [p for p in task.expected(root) if not p.exists()]
-    if missing:
-        shown = ", ".join(str(p) for p in missing[:3])
-        more = f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""
-        return CheckRow(name, "missing", None, expected, f"missing: {shown}{more}")
+    task.data_layout = layout
+    expected = getattr(task.dataset, "split_size", None)
+    try:
+        names, files, missing = _source_formats(task, root, layout)
+    except UserError as exc:
+        return CheckRow(name, "error", None, expected, str(exc))
+    fmt = "; ".join(names) or None
+    if missing is not None:
+        return CheckRow(name, "missing", None, expected, missing, fmt, files)
     try:
         docs = task.load(root)
     except UserError as exc:
-        return CheckRow(name, "error", None, expected, str(exc))
+        return CheckRow(name, "error", None, expected, str(exc), fmt, files)
     n = len(docs)
     if expected is not None and n != expected:
-        return CheckRow(
-            name, "partial", n, expected, f"{n} of {expected} items of the official split"
-        )
-    return CheckRow(name, "ok", n, expected, str(root / source.subdir))
+        detail = f"{n} of {expected} items of the official split"
+        return CheckRow(name, "partial", n, expected, detail, fmt, files)
+    return CheckRow(name, "ok", n, expected, str(root / task.dataset.subdir), fmt, files)
 
 
-def check_tasks(names: list[str], data_dir: str | None) -> list[CheckRow]:
+def check_tasks(names: list[str], data_dir: str | None, layout: str = "auto") -> list[CheckRow]:
+    if layout not in LAYOUTS:
+        raise UserError(f"--data-layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
     root = resolve_data_root(data_dir)
-    return [check_task(n, root) for n in names]
+    return [check_task(n, root, layout) for n in names]

@@ -4,7 +4,9 @@ Each document is one image with its reference captions: fields `references` (lis
 `domain` (NoCaps: in-domain / near-domain / out-domain; else None) and `file_name`.
 
 Formats read
-- COCO-style (NoCaps `nocaps_val_4500_captions.json`, Flickr30K `flickr30k_karpathy_test.json`):
+- COCO-style (NoCaps `nocaps_val_4500_captions.json`; the Qwen-VL eval_mm files
+  `nocaps/nocaps_val.json` and `flickr30k/flickr30k_karpathy_test.json`, whose `image` paths
+  are read relative to the data root (`data/` prefix dropped), then the task folder):
   `{"images": [{"id", "file_name" (or "image"), "domain"?}], "annotations": [{"image_id",
   "caption"}]}`; images keep the file's order, references the annotations' order.
 - Karpathy (`dataset_flickr30k.json`): `{"images": [{"filename", "split", "imgid",
@@ -19,6 +21,7 @@ Formats read
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +31,9 @@ from typing import Any
 from ...errors import DataError
 from ...types import Document, ImageRef
 from . import records as rec
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import find_image, read_json
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell, parquet_files, read_parquet_files
+from .locate import ImageCache, read_json, strip_data_prefix
 
 NOCAPS_DOMAINS = ("in-domain", "near-domain", "out-domain")
 
@@ -44,15 +48,16 @@ def _top_list(data: Any, key: str, path: Path) -> list[Any]:
 def read_coco_captions(
     path: Path,
     *,
-    task_dir: Path,
+    images: ImageCache,
     image_path: Callable[[str], str],
     doc_id: Callable[[str, str], str] = lambda image_id, name: image_id,
-    with_domain: bool = False,
+    with_domain: bool | None = False,
 ) -> list[Document]:
-    """A COCO-style caption file. `image_path(file_name)` gives the image's path in the task
-    folder; `doc_id(image_id, file_name)` the document id."""
+    """A COCO-style caption file. `image_path(file_name)` gives the image's path for
+    `images`; `doc_id(image_id, file_name)` the document id. `with_domain`: True requires
+    the NoCaps domain, None reads it when present."""
     data = read_json(path)
-    images = _top_list(data, "images", path)
+    records = _top_list(data, "images", path)
     refs: dict[str, list[str]] = {}
     for n, raw in enumerate(_top_list(data, "annotations", path)):
         where = f"annotations[{n}]"
@@ -61,7 +66,7 @@ def read_coco_captions(
             rec.text(ann, "caption", source=path, item=where)
         )
     docs: list[Document] = []
-    for n, raw in enumerate(images):
+    for n, raw in enumerate(records):
         img = rec.record(raw, source=path, item=f"images[{n}]")
         image_id = rec.ident(img, "id", source=path, item=f"images[{n}]")
         key = "file_name" if "file_name" in img or "image" not in img else "image"
@@ -71,7 +76,7 @@ def read_coco_captions(
                 path, "image has no reference caption", item=image_id, field="annotations"
             )
         domain = None
-        if with_domain:
+        if with_domain or (with_domain is None and img.get("domain") is not None):
             domain = rec.text(img, "domain", source=path, item=image_id)
             if domain not in NOCAPS_DOMAINS:
                 raise DataError(
@@ -80,7 +85,7 @@ def read_coco_captions(
                     item=image_id,
                     field="domain",
                 )
-        image = find_image(task_dir, image_path(name), source=path, item=image_id, field=key)
+        image = images.get(image_path(name), source=path, item=image_id, field=key)
         docs.append(_doc(doc_id(image_id, name), image, refs.pop(image_id), domain, name))
     if refs:
         stray = next(iter(refs))
@@ -113,22 +118,22 @@ def _karpathy_refs(row: dict[str, Any], path: Path, item: str) -> list[str]:
     ]
 
 
-def read_karpathy(path: Path, split: str, *, task_dir: Path, image_dir: str) -> list[Document]:
+def read_karpathy(path: Path, split: str, *, images: ImageCache, image_dir: str) -> list[Document]:
     """Karpathy's split file; document id = the image file's stem (as in the COCO-style copy)."""
     docs = []
     for row in karpathy_split(path, split):
         name = rec.text(row, "filename", source=path, item=str(row.get("imgid", "?")))
         item = _stem(name)
-        image = find_image(
-            task_dir, posixpath.join(image_dir, name), source=path, item=item, field="filename"
+        image = images.get(
+            posixpath.join(image_dir, name), source=path, item=item, field="filename"
         )
         docs.append(_doc(item, image, _karpathy_refs(row, path, item), None, name))
     return docs
 
 
-def read_nocaps_parquet(folder: Path, split: str) -> list[Document]:
+def nocaps_rows(rows: list[dict[str, Any]], folder: Path) -> list[Document]:
     docs = []
-    for row in read_parquet_split(folder, split):
+    for row in rows:
         item = rec.ident(row, "image_id", source=folder, item="?")
         refs = rec.texts(row, "annotations_captions", source=folder, item=item)
         domain = row.get("domain")
@@ -140,14 +145,15 @@ def read_nocaps_parquet(folder: Path, split: str) -> list[Document]:
     return docs
 
 
-def read_flickr_parquet(folder: Path, karpathy: Path, split: str) -> list[Document]:
+def read_flickr_parquet(shards: list[Path], karpathy: Path, split: str) -> list[Document]:
     """The lmms-lab copy holds all 31,784 images: keep the Karpathy split's, in its order."""
     wanted = [
         rec.text(r, "filename", source=karpathy, item=str(r.get("imgid", "?")))
         for r in karpathy_split(karpathy, split)
     ]
+    folder = shards[0].parent
     rows: dict[str, dict[str, Any]] = {}
-    for row in read_parquet_split(folder, "test"):
+    for row in read_parquet_files(shards):
         rows[rec.text(row, "filename", source=folder, item="?")] = row
     docs = []
     for name in wanted:
@@ -162,7 +168,7 @@ def read_flickr_parquet(folder: Path, karpathy: Path, split: str) -> list[Docume
             )
         image = image_from_cell(row.get("image"), source=folder, item=item, field="image")
         refs = rec.texts(row, "caption", source=folder, item=item)
-        docs.append(_doc(item, ImageRef(key=name, data=image.data), refs, None, name))
+        docs.append(_doc(item, dataclasses.replace(image, key=name), refs, None, name))
     return docs
 
 
@@ -177,46 +183,55 @@ def _stem(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class NoCapsData:
+class NoCapsData(SplitSource):
     """NoCaps val: `nocaps/nocaps_val_4500_captions.json`, images `nocaps/images/{file_name}`;
-    or an lmms-lab/NoCaps parquet folder at `nocaps/`."""
+    the Qwen-VL eval_mm `nocaps/nocaps_val.json`; or an lmms-lab/NoCaps copy at `nocaps/`."""
 
     subdir: str = "nocaps"
     split_size: int | None = 4500
     annotations: str = "nocaps_val_4500_captions.json"
+    eval_mm: str = "nocaps_val.json"
     image_dir: str = "images"
     hf_split: str = "validation"
+    hub_id: str = "lmms-lab/NoCaps"
 
-    def expected(self, root: Path) -> list[Path]:
+    def formats(self, root: Path) -> list[Format]:
         folder = root / self.subdir
-        official = folder / self.annotations
-        if not official.is_file() and parquet_files(folder, self.hf_split):
-            return parquet_files(folder, self.hf_split)
-        return [official]
+        official, converted = folder / self.annotations, folder / self.eval_mm
 
-    def load(self, root: Path) -> list[Document]:
-        folder = root / self.subdir
-        official = folder / self.annotations
-        if not official.is_file() and parquet_files(folder, self.hf_split):
-            return read_nocaps_parquet(folder, self.hf_split)
-        return read_coco_captions(
-            official,
-            task_dir=folder,
-            with_domain=True,
-            image_path=lambda name: posixpath.join(self.image_dir, name),
-        )
+        def read_official() -> list[Document]:
+            return read_coco_captions(
+                official,
+                images=ImageCache(folder, root=root),
+                with_domain=True,
+                image_path=lambda name: posixpath.join(self.image_dir, name),
+            )
+
+        def read_eval_mm() -> list[Document]:
+            images = ImageCache(folder, root=root, bases=(root, folder, folder / self.image_dir))
+            return read_coco_captions(
+                converted, images=images, with_domain=None, image_path=strip_data_prefix
+            )
+
+        return [
+            Format("official", "official", (official,), read_official),
+            Format("eval_mm json", "eval_mm", (converted,), read_eval_mm),
+            *hf_formats(folder, self.hf_split, nocaps_rows, hub_id=self.hub_id),
+        ]
 
 
 @dataclass(frozen=True)
-class Flickr30kData:
+class Flickr30kData(SplitSource):
     """Flickr30K, one Karpathy split (test: 1000 images x 5 captions), from Karpathy's
-    `flickr30k/dataset_flickr30k.json` or the COCO-style `flickr30k_karpathy_{split}.json`;
-    images `flickr30k/flickr30k-images/{filename}`. Or the lmms-lab parquet (see above)."""
+    `flickr30k/dataset_flickr30k.json` or the Qwen-VL eval_mm (COCO-style)
+    `flickr30k_karpathy_{split}.json` (in `flickr30k/`, or `flickr/` as EVALUATION.md makes
+    it); images `flickr30k/flickr30k-images/{filename}`. Or the lmms-lab parquet (above)."""
 
     split: str = "test"
     subdir: str = "flickr30k"
     karpathy: str = "dataset_flickr30k.json"
     image_dir: str = "flickr30k-images"
+    eval_mm_dirs: tuple[str, ...] = ("flickr30k", "flickr")
 
     @property
     def split_size(self) -> int | None:
@@ -226,37 +241,39 @@ class Flickr30kData:
     def coco_style(self) -> str:
         return f"flickr30k_karpathy_{self.split}.json"
 
-    def _official(self, folder: Path) -> Path | None:
-        return rec.first_existing([folder / self.karpathy, folder / self.coco_style])
-
-    def _use_parquet(self, folder: Path) -> bool:
-        return not (folder / self.image_dir).is_dir() and bool(parquet_files(folder, "test"))
-
-    def expected(self, root: Path) -> list[Path]:
+    def formats(self, root: Path) -> list[Format]:
         folder = root / self.subdir
-        if self._use_parquet(folder):
-            return [folder / self.karpathy, *parquet_files(folder, "test")]
-        return [self._official(folder) or folder / self.karpathy, folder / self.image_dir]
+        karpathy = folder / self.karpathy
 
-    def load(self, root: Path) -> list[Document]:
-        folder = root / self.subdir
-        if self._use_parquet(folder):
-            karpathy = folder / self.karpathy
-            if not karpathy.is_file():
-                raise DataError(
-                    karpathy,
-                    "file not found: the lmms-lab flickr30k parquet holds "
-                    "the whole corpus, and this file says which images are the "
-                    f"Karpathy {self.split} split",
-                )
-            return read_flickr_parquet(folder, karpathy, self.split)
-        path = self._official(folder) or folder / self.karpathy
-        if path.name == self.karpathy:
-            return read_karpathy(path, self.split, task_dir=folder, image_dir=self.image_dir)
-        # The COCO-style copies name images by path; only the file name is meaningful here.
-        return read_coco_captions(
-            path,
-            task_dir=folder,
-            image_path=lambda name: posixpath.join(self.image_dir, posixpath.basename(name)),
-            doc_id=lambda image_id, name: _stem(name),
+        def read_karpathy_file() -> list[Document]:
+            images = ImageCache(folder, root=root)
+            return read_karpathy(karpathy, self.split, images=images, image_dir=self.image_dir)
+
+        def read_converted(path: Path) -> list[Document]:
+            # The converted files name images by path; only the file name is meaningful here.
+            images = ImageCache(folder, root=root, bases=(folder, path.parent))
+            return read_coco_captions(
+                path,
+                images=images,
+                image_path=lambda name: posixpath.join(self.image_dir, posixpath.basename(name)),
+                doc_id=lambda image_id, name: _stem(name),
+            )
+
+        out = [
+            Format("karpathy", "official", (karpathy, folder / self.image_dir), read_karpathy_file)
+        ]
+        for d in self.eval_mm_dirs:
+            path = root / d / self.coco_style
+            out.append(Format("eval_mm json", "eval_mm", (path,), lambda p=path: read_converted(p)))
+        shards = parquet_files(folder, "test")
+        out.append(
+            Format(
+                "hf parquet + karpathy",
+                "hf",
+                (karpathy, *shards) if shards else (karpathy, folder / "data" / "test-*.parquet"),
+                lambda: read_flickr_parquet(shards, karpathy, self.split),
+                why=f"the lmms-lab parquet holds the whole corpus; {self.karpathy} says which "
+                f"images are the Karpathy {self.split} split",
+            )
         )
+        return out

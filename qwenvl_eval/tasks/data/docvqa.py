@@ -1,14 +1,19 @@
-"""DocVQA: the official `{split}_v1.0.json` files, or an lmms-lab/DocVQA parquet folder.
+"""DocVQA: the official `{split}_v1.0.json` files, the Qwen-VL eval_mm jsonl, or an
+lmms-lab/DocVQA copy.
 
 Formats read
 - Official (docvqa.org): `docvqa/val/val_v1.0.json` (also accepted at `docvqa/val_v1.0.json`),
   `{"data": [{"questionId", "question", "image": "documents/xxx.png", "answers": [...]}]}`;
   the image path is relative to the JSON file's folder. The test file has no `answers`.
+- Qwen-VL eval_mm: `docvqa/val.jsonl` / `docvqa/test.jsonl`, lines `{image, question,
+  question_id, answer}` (`answer` the list of answers; absent on test), `image` relative to
+  the folder holding `data/`.
 - lmms-lab/DocVQA, config `DocVQA` (`docvqa/DocVQA/{validation,test}-*.parquet`, or the
-  parquet files directly under `docvqa/`): `questionId`, `question`, `answers`, `image`.
+  parquet files directly under `docvqa/`; also a save_to_disk folder or the hub cache):
+  `questionId` (a STRING there), `question`, `answers`, `image`.
 
 Documents: id = str(questionId); fields `question`, `answers` (empty for test), `question_id`
-(the file's own value, for the submission file).
+(an int whenever the file's id is one, even as a string: the server wants the int).
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from typing import Any
 from ...errors import DataError
 from ...types import Document
 from . import records as rec
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import find_image, read_json
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell
+from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
 
 _HF_SPLITS = {"val": "validation", "test": "test"}
 
 
 @dataclass(frozen=True)
-class DocVQAData:
+class DocVQAData(SplitSource):
     split: str = "val"
     subdir: str = "docvqa"
+    hub_id: str = "lmms-lab/DocVQA"
 
     @property
     def split_size(self) -> int | None:
@@ -40,61 +47,82 @@ class DocVQAData:
     def has_answers(self) -> bool:
         return self.split != "test"
 
-    def _official(self, folder: Path) -> Path | None:
+    def formats(self, root: Path) -> list[Format]:
+        folder = root / self.subdir
         name = f"{self.split}_v1.0.json"
-        return rec.first_existing([folder / self.split / name, folder / name])
-
-    def _parquet_folder(self, folder: Path) -> Path | None:
+        jsonl = folder / f"{self.split}.jsonl"
         hf_split = _HF_SPLITS.get(self.split, self.split)
-        return next((f for f in (folder / "DocVQA", folder) if parquet_files(f, hf_split)), None)
+        out = [
+            Format("official", "official", (p,), lambda p=p: self._from_json(p, folder, root))
+            for p in (folder / self.split / name, folder / name)
+        ]
+        out.append(
+            Format("eval_mm jsonl", "eval_mm", (jsonl,), lambda: self._from_jsonl(jsonl, root))
+        )
+        out += hf_formats(
+            folder / "DocVQA", hf_split, self._from_rows, hub_id=self.hub_id, hub_subdir="DocVQA"
+        )
+        out += hf_formats(folder, hf_split, self._from_rows)
+        return out
 
-    def expected(self, root: Path) -> list[Path]:
-        folder = root / self.subdir
-        official = self._official(folder)
-        parquet = None if official else self._parquet_folder(folder)
-        if parquet is not None:
-            return parquet_files(parquet, _HF_SPLITS.get(self.split, self.split))
-        return [official or folder / self.split / f"{self.split}_v1.0.json"]
-
-    def load(self, root: Path) -> list[Document]:
-        folder = root / self.subdir
-        official = self._official(folder)
-        parquet = None if official else self._parquet_folder(folder)
-        if parquet is not None:
-            return self._from_parquet(parquet)
-        return self._from_json(official or folder / self.split / f"{self.split}_v1.0.json", folder)
-
-    def _from_json(self, path: Path, folder: Path) -> list[Document]:
+    def _from_json(self, path: Path, folder: Path, root: Path) -> list[Document]:
         data = read_json(path)
         rows = data.get("data") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise DataError(path, "expected a top-level 'data' list", field="data")
         base = path.parent.relative_to(folder).as_posix() if path.parent != folder else ""
+        images = ImageCache(folder, root=root)
         docs = []
         for n, raw in enumerate(rows):
             row = rec.record(raw, source=path, item=f"data[{n}]")
             item = rec.ident(row, "questionId", source=path, item=f"data[{n}]")
             rel = posixpath.join(base, rec.text(row, "image", source=path, item=item))
-            image = find_image(folder, rel, source=path, item=item, field="image")
+            image = images.get(rel, source=path, item=item, field="image")
             docs.append(self._doc(row, item, image, path))
-        return docs
+        return rec.check_unique(docs, path)
 
-    def _from_parquet(self, folder: Path) -> list[Document]:
+    def _from_jsonl(self, path: Path, root: Path) -> list[Document]:
+        folder = path.parent
+        images = ImageCache(folder, root=root, bases=(root, folder, folder / self.split))
         docs = []
-        for row in read_parquet_split(folder, _HF_SPLITS.get(self.split, self.split)):
-            item = rec.ident(row, "questionId", source=folder, item="?")
+        for n, raw in enumerate(read_jsonl(path), 1):
+            row = rec.record(raw, source=path, item=f"line {n}")
+            item = rec.ident(row, "question_id", source=path, item=f"line {n}")
+            rel = strip_data_prefix(rec.text(row, "image", source=path, item=item))
+            image = images.get(rel, source=path, item=item, field="image")
+            answers: list[str] = []
+            if self.has_answers:
+                key = "answers" if "answers" in row else "answer"
+                value = row.get(key)
+                answers = (
+                    [value]
+                    if isinstance(value, str)
+                    else rec.texts(row, key, source=path, item=item)
+                )
+            question = rec.text(row, "question", source=path, item=item)
+            docs.append(_document(item, image, question, answers, row["question_id"]))
+        return rec.check_unique(docs, path)
+
+    def _from_rows(self, rows: list[dict[str, Any]], folder: Path) -> list[Document]:
+        docs = []
+        for n, row in enumerate(rows):
+            item = rec.ident(row, "questionId", source=folder, item=f"row {n}")
             image = image_from_cell(row.get("image"), source=folder, item=item, field="image")
             docs.append(self._doc(row, item, image, folder))
-        return docs
+        return rec.check_unique(docs, folder)
 
     def _doc(self, row: dict[str, Any], item: str, image: Any, source: Path) -> Document:
         answers = rec.texts(row, "answers", source=source, item=item) if self.has_answers else []
-        return Document(
-            id=item,
-            images=(image,),
-            fields={
-                "question": rec.text(row, "question", source=source, item=item),
-                "answers": answers,
-                "question_id": row["questionId"],
-            },
-        )
+        question = rec.text(row, "question", source=source, item=item)
+        return _document(item, image, question, answers, row["questionId"])
+
+
+def _document(item: str, image: Any, question: str, answers: list[str], qid: Any) -> Document:
+    # The lmms-lab copy stores questionId as a string; the server's file carries the int.
+    if isinstance(qid, str) and qid.isdigit():
+        qid = int(qid)
+    return Document(
+        id=item,
+        images=(image,),
+        fields={"question": question, "answers": answers, "question_id": qid},
+    )

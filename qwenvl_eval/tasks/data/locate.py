@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ def resolve_data_root(data_dir: str | None) -> Path:
     if data_dir == BUILTIN:
         return builtin_root()
     if data_dir is not None:
+        if "\x00" in data_dir:
+            raise UserError(f"{data_dir!r}: NUL byte in the data directory (--data-dir)")
         root = Path(data_dir).expanduser()
         if not root.is_dir():
             raise UserError(f"{root}: data directory not found (--data-dir)")
@@ -45,15 +48,104 @@ def resolve_data_root(data_dir: str | None) -> Path:
     return root.resolve()
 
 
-def safe_join(root: Path, rel: str, *, source: Path | str, item: str, field: str) -> Path:
-    """`root / rel`, refusing anything that escapes `root` (absolute paths, `..`, links)."""
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def check_rel(rel: object, *, source: Path | str, item: str, field: str) -> str:
+    """A path named inside a data file: a non-empty string without NUL bytes."""
     if not isinstance(rel, str) or not rel:
         raise DataError(source, "expected a relative image path", item=item, field=field)
-    candidate = (root / rel).resolve()
-    base = root.resolve()
-    if candidate != base and base not in candidate.parents:
+    if "\x00" in rel:
+        raise DataError(source, "NUL byte in the path", item=item, field=field)
+    return rel
+
+
+def safe_join(root: Path, rel: str, *, source: Path | str, item: str, field: str) -> Path:
+    """`root / rel` with every link followed, refusing anything that escapes `root`."""
+    check_rel(rel, source=source, item=item, field=field)
+    base = os.path.realpath(root)
+    candidate = os.path.realpath(os.path.join(base, rel))
+    if not _inside(candidate, base):
         raise DataError(source, f"path {rel!r} leaves the data root {base}", item=item, field=field)
-    return candidate
+    return Path(candidate)
+
+
+class RootedFiles:
+    """Finds the files a data file names, keeping every one inside the data root.
+
+    Paths are checked after following links, against the DATA ROOT (not the task folder): an
+    image folder linked to another folder inside the root (`vqav2/val2014 -> ../coco/val2014`)
+    is fine, a link or `..` leading out of the root is refused. Each directory is resolved and
+    listed once, so a split with 200k questions costs one `scandir` per image folder instead of
+    a `Path.resolve()` (a syscall per path component) per image."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+        self._root = str(self.root)
+        self._dirs: dict[str, str] = {}
+        self._listings: dict[str, dict[str, bool]] = {}
+
+    def _real_dir(self, joined: str) -> str:
+        real = self._dirs.get(joined)
+        if real is None:
+            real = self._dirs[joined] = os.path.realpath(joined)
+        return real
+
+    def _listing(self, real_dir: str) -> dict[str, bool]:
+        """name -> is a symlink, for the regular files and links of a directory."""
+        listing = self._listings.get(real_dir)
+        if listing is None:
+            listing = {}
+            try:
+                with os.scandir(real_dir) as entries:
+                    for e in entries:
+                        if e.is_symlink():
+                            listing[e.name] = True
+                        elif e.is_file(follow_symlinks=False):
+                            listing[e.name] = False
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                pass
+            self._listings[real_dir] = listing
+        return listing
+
+    def locate(
+        self, base: Path, rel: str, *, source: Path | str, item: str, field: str
+    ) -> tuple[Path, bool]:
+        """(path, exists) of `base/rel`; refuses a path that leaves the data root."""
+        check_rel(rel, source=source, item=item, field=field)
+        head, name = posixpath.split(rel)
+        joined = os.path.join(base, head) if head else os.fspath(base)
+        real_dir = self._real_dir(joined)
+        if name in ("", ".", "..") or not _inside(real_dir, self._root):
+            self._refuse(base, rel, source=source, item=item, field=field)
+        path = os.path.join(real_dir, name)
+        is_link = self._listing(real_dir).get(name)
+        if is_link is None:
+            return Path(path), False
+        if is_link:
+            path = os.path.realpath(path)
+            if not _inside(path, self._root):
+                self._refuse(base, rel, source=source, item=item, field=field)
+            return Path(path), os.path.isfile(path)
+        return Path(path), True
+
+    def _refuse(self, base: Path, rel: str, *, source: Path | str, item: str, field: str):
+        target = os.path.realpath(os.path.join(base, rel))
+        raise DataError(
+            source,
+            f"path {rel!r} leaves the data root {self._root} (it resolves to {target})",
+            item=item,
+            field=field,
+        )
+
+
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "unreadable JSON (nested too deeply)"
+    if isinstance(exc, ValueError) and "digits" in str(exc):
+        return "unreadable JSON (a number with more than 4300 digits)"
+    return f"unreadable JSON ({exc})"
 
 
 def read_json(path: Path) -> Any:
@@ -63,8 +155,10 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(path, f"unreadable JSON ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"unreadable ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, 5,000-digit ints, nesting
+        raise DataError(path, _json_problem(exc)) from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -75,8 +169,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 if line.strip():
                     try:
                         rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise DataError(path, f"line {n}: invalid JSON ({exc})") from None
+                    except (ValueError, RecursionError) as exc:
+                        raise DataError(path, _json_problem(exc), item=f"line {n}") from None
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -96,48 +190,52 @@ def require_image(path: Path, *, source: Path | str, item: str, field: str) -> P
 IMAGE_EXTS = (".jpg", ".png", ".jpeg")
 
 
-def find_image(
-    task_dir: Path,
-    rel: str,
-    *,
-    source: Path | str,
-    item: str,
-    field: str,
-    shared: Path | None = None,
-) -> ImageRef:
-    """The image `rel` (relative to the task folder), as a lazy `ImageRef` keyed by `rel`.
-
-    Tries the named extension, then the other usual ones with the same stem. `shared` is a
-    second folder inside the data root to look in (e.g. `<root>/coco` for COCO images used
-    by several tasks, since links leaving a task folder are refused)."""
-    bases = [task_dir] + ([shared] if shared is not None else [])
+def _names(rel: str) -> list[str]:
     stem, dot, ext = rel.rpartition(".")
-    names = [rel] + ([f"{stem}{e}" for e in IMAGE_EXTS if e != f".{ext}"] if dot else [])
-    first: Path | None = None
-    for base in bases:
-        for name in names:
-            path = safe_join(base, name, source=source, item=item, field=field)
-            first = first or path
-            if path.is_file():
-                return ImageRef(key=name, path=path)
-    assert first is not None
-    require_image(first, source=source, item=item, field=field)  # raises: not found
-    raise AssertionError("unreachable")
+    return [rel] + ([f"{stem}{e}" for e in IMAGE_EXTS if e != f".{ext}"] if dot else [])
 
 
 class ImageCache:
-    """Many questions share an image: stat each file once."""
+    """The images of one data file: each looked up once, every one inside the data root.
 
-    def __init__(self, task_dir: Path, shared: Path | None = None) -> None:
-        self.task_dir = task_dir
-        self.shared = shared
+    `rel` is tried against each of `bases` in order (e.g. the task folder, then `<root>/coco`
+    for COCO images shared by several tasks), with the named extension first, then the other
+    usual ones. `root` is the data root (default: the task folder's parent)."""
+
+    def __init__(
+        self,
+        task_dir: Path,
+        shared: Path | None = None,
+        *,
+        root: Path | None = None,
+        files: RootedFiles | None = None,
+        bases: tuple[Path, ...] | None = None,
+    ) -> None:
+        self.files = files or RootedFiles(root if root is not None else task_dir.parent)
+        self.bases = bases or ((task_dir,) + ((shared,) if shared is not None else ()))
         self._seen: dict[str, ImageRef] = {}
 
     def get(self, rel: str, *, source: Path | str, item: str, field: str) -> ImageRef:
-        ref = self._seen.get(rel)
+        ref = self._seen.get(rel) if isinstance(rel, str) else None
         if ref is None:
-            ref = find_image(
-                self.task_dir, rel, source=source, item=item, field=field, shared=self.shared
-            )
+            ref = self._find(rel, source=source, item=item, field=field)
             self._seen[rel] = ref
         return ref
+
+    def _find(self, rel: str, *, source: Path | str, item: str, field: str) -> ImageRef:
+        check_rel(rel, source=source, item=item, field=field)
+        first: Path | None = None
+        names = _names(rel)
+        for base in self.bases:
+            for name in names:
+                path, exists = self.files.locate(base, name, source=source, item=item, field=field)
+                first = first or path
+                if exists:
+                    return ImageRef(key=name, path=path)
+        raise DataError(source, f"image not found: {first}", item=item, field=field)
+
+
+def strip_data_prefix(rel: str) -> str:
+    """Qwen-VL's eval_mm files name images from the folder that holds `data/`
+    (`data/vizwiz/test/x.jpg`); with `data/` as the data root that is `vizwiz/test/x.jpg`."""
+    return rel[5:] if rel.startswith("data/") else rel

@@ -6,6 +6,9 @@ Format read (ocr-vqa.github.io): `ocrvqa/dataset.json`, `{"<image id>": {"imageU
 script names them (.png / .jpeg are tried when no .jpg exists: the script keeps the URL's
 extension).
 
+Or the Qwen-VL eval_mm `ocrvqa/ocrvqa_{split}.jsonl`: lines `{image, question, question_id,
+answer}`, `image` relative to the folder holding `data/`; id = question_id.
+
 Documents: one per question, id = `{image id}_{n}` (n = the question's position); fields
 `question`, `answers` (one answer).
 """
@@ -18,24 +21,30 @@ from pathlib import Path
 from ...errors import DataError
 from ...types import Document
 from . import records as rec
-from .locate import find_image, read_json
+from .formats import Format, SplitSource
+from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
 
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 
 
 @dataclass(frozen=True)
-class OCRVQAData:
+class OCRVQAData(SplitSource):
     split: str = "test"
     subdir: str = "ocrvqa"
     split_size: int | None = None  # the official count depends on which images still download
     image_dir: str = "images"
 
-    def expected(self, root: Path) -> list[Path]:
-        return [root / self.subdir / "dataset.json"]
-
-    def load(self, root: Path) -> list[Document]:
+    def formats(self, root: Path) -> list[Format]:
         folder = root / self.subdir
-        path = folder / "dataset.json"
+        official, jsonl = folder / "dataset.json", folder / f"ocrvqa_{self.split}.jsonl"
+        return [
+            Format("official", "official", (official,), lambda: self._read(official, root)),
+            Format("eval_mm jsonl", "eval_mm", (jsonl,), lambda: _from_jsonl(jsonl, root)),
+        ]
+
+    def _read(self, path: Path, root: Path) -> list[Document]:
+        folder = path.parent
+        images = ImageCache(folder, root=root)
         data = read_json(path)
         if not isinstance(data, dict):
             raise DataError(path, "expected an object keyed by image id")
@@ -59,8 +68,7 @@ class OCRVQAData:
                     item=image_id,
                     field="answers",
                 )
-            image = find_image(
-                folder,
+            image = images.get(
                 f"{self.image_dir}/{image_id}.jpg",
                 source=path,
                 item=image_id,
@@ -75,3 +83,25 @@ class OCRVQAData:
                     )
                 )
         return docs
+
+
+def _from_jsonl(path: Path, root: Path) -> list[Document]:
+    folder = path.parent
+    images = ImageCache(folder, root=root, bases=(root, folder))
+    docs = []
+    for n, raw in enumerate(read_jsonl(path), 1):
+        row = rec.record(raw, source=path, item=f"line {n}")
+        item = rec.ident(row, "question_id", source=path, item=f"line {n}")
+        rel = strip_data_prefix(rec.text(row, "image", source=path, item=item))
+        image = images.get(rel, source=path, item=item, field="image")
+        answer = row.get("answer")
+        answers = (
+            [answer]
+            if isinstance(answer, str)
+            else rec.texts(row, "answer", source=path, item=item)
+        )
+        question = rec.text(row, "question", source=path, item=item)
+        docs.append(
+            Document(id=item, images=(image,), fields={"question": question, "answers": answers})
+        )
+    return rec.check_unique(docs, path)

@@ -6,6 +6,7 @@ Every reader goes through these so that a malformed item always fails the same w
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ def texts(
 def ident(row: dict[str, Any], key: str, *, source: Path, item: str) -> str:
     """An id field (int or string) as a string."""
     value = row.get(key)
+    if big_int(value):
+        raise DataError(source, "id out of range (more than 64 bits)", item=item, field=key)
     if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
         problem = "missing" if value is None else f"expected an id, got {value!r}"
         raise DataError(source, problem, item=item, field=key)
@@ -70,6 +73,8 @@ def require(
     if key not in row:
         raise DataError(source, "missing field", item=item, field=key)
     value = row[key]
+    if big_int(value):
+        raise DataError(source, "number out of range (more than 64 bits)", item=item, field=key)
     # bool is an int subclass: True is no question id.
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
         names = "/".join(t.__name__ for t in _tuple(types))
@@ -90,3 +95,45 @@ def check_unique(docs: list[Document], source: Path | str) -> list[Document]:
             raise DataError(source, "duplicate question id", item=d.id, field="question_id")
         seen.add(d.id)
     return docs
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def positive(value: Any, *, source: Path | str, item: str, field: str) -> float:
+    """A finite number > 0 (an image width or height)."""
+    if not _number(value) or not math.isfinite(value) or value <= 0:
+        raise DataError(
+            source, f"expected a finite number > 0, got {value!r}", item=item, field=field
+        )
+    return float(value)
+
+
+def box(value: Any, *, source: Path | str, item: str, field: str, xywh: bool) -> list[float]:
+    """A ground-truth box as x1y1x2y2 floats, from COCO `[x, y, w, h]` (`xywh`) or corners.
+    NaN, infinite, zero-area and inverted boxes are refused: any answer would score 0."""
+    form = "[x, y, w, h]" if xywh else "[x1, y1, x2, y2]"
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 4
+        or not all(_number(v) for v in value)
+    ):
+        raise DataError(source, f"expected {form} numbers, got {value!r}", item=item, field=field)
+    if not all(math.isfinite(v) for v in value):
+        raise DataError(source, f"non-finite box {list(value)!r}", item=item, field=field)
+    x, y, a, b = (float(v) for v in value)
+    x2, y2 = (x + a, y + b) if xywh else (a, b)
+    if x2 <= x or y2 <= y:
+        kind = "zero-area" if (x2 == x or y2 == y) else "inverted"
+        raise DataError(source, f"{kind} box {list(value)!r} ({form})", item=item, field=field)
+    return [x, y, x2, y2]
+
+
+def big_int(value: Any) -> bool:
+    """An int too large to be an id (and too long to print: Python refuses to turn ints of
+    more than 4300 digits into text)."""
+    return type(value) is int and not -_ID_LIMIT < value < _ID_LIMIT
+
+
+_ID_LIMIT = 1 << 64

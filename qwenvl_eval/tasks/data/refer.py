@@ -6,8 +6,10 @@ sent, raw, tokens}]}`, read with the restricted unpickler (no code runs).
 `<root>/<subdir>/instances.json`: COCO `images` ({id, file_name, width, height}) and
 `annotations` ({id, image_id, bbox: [x, y, w, h]}).
 Images: `train2014/<file_name>` in the task folder, else in `<root>/coco/train2014/`.
-Without the refs file, a local copy of lmms-lab/RefCOCO (RefCOCOplus, RefCOCOg) is read
-from parquet instead (see `read_refer_parquet`).
+Without the refs file, the Qwen-VL eval_mm file `<subdir>/<subdir>_<split>.jsonl` is read
+(lines `{image, sent, bbox: [x1, y1, x2, y2] pixels, width, height}`, `image` relative to the
+folder holding `data/`), else a local copy of lmms-lab/RefCOCO (RefCOCOplus, RefCOCOg)
+(see `refer_rows`).
 
 The paper evaluates every (ref, sentence) pair: RefCOCO val has 3811 refs but 10834 items.
 The expression is the toolkit's `sent` (lower-cased, tokenised); the ground truth is the
@@ -25,8 +27,10 @@ from typing import Any
 
 from ...errors import DataError
 from ...types import Document
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import ImageCache, read_json
+from . import records as rec
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell
+from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
 from .records import require
 from .safe_pickle import load_plain
 
@@ -66,9 +70,15 @@ def _load_index(refs_key: tuple[str, int, int], inst_key: tuple[str, int, int]) 
     for n, im in enumerate(_list(inst, "images", inst_path)):
         image_id = require(im, "id", int, source=inst_path, item=f"images #{n}")
         item = f"image {image_id}"
+        if image_id in images:
+            raise DataError(inst_path, "duplicate image id", item=item, field="id")
         for key in ("width", "height"):
-            if require(im, key, _NUM, source=inst_path, item=item) <= 0:
-                raise DataError(inst_path, "must be positive", item=item, field=key)
+            rec.positive(
+                require(im, key, _NUM, source=inst_path, item=item),
+                source=inst_path,
+                item=item,
+                field=key,
+            )
         images[image_id] = im
     boxes: dict[int, tuple[int, list[float]]] = {}
     for n, ann in enumerate(_list(inst, "annotations", inst_path)):
@@ -76,9 +86,10 @@ def _load_index(refs_key: tuple[str, int, int], inst_key: tuple[str, int, int]) 
         item = f"annotation {ann_id}"
         image_id = require(ann, "image_id", int, source=inst_path, item=item)
         bbox = require(ann, "bbox", list, source=inst_path, item=item)
-        if len(bbox) != 4 or not all(isinstance(v, _NUM) and not isinstance(v, bool) for v in bbox):
-            raise DataError(inst_path, "expected [x, y, w, h] numbers", item=item, field="bbox")
-        boxes[ann_id] = (image_id, [float(v) for v in bbox])
+        x1, y1, x2, y2 = rec.box(bbox, source=inst_path, item=item, field="bbox", xywh=True)
+        if ann_id in boxes:
+            raise DataError(inst_path, "duplicate annotation id", item=item, field="id")
+        boxes[ann_id] = (image_id, [x1, y1, x2 - x1, y2 - y1])
     return _Index(refs=refs, images=images, boxes=boxes)
 
 
@@ -90,7 +101,7 @@ def _list(blob: dict, key: str, path: Path) -> list:
 
 
 @dataclass(frozen=True)
-class ReferSource:
+class ReferSource(SplitSource):
     subdir: str  # "refcoco", "refcoco+", "refcocog"
     refs_file: str  # "refs(unc).p", "refs(umd).p"
     split: str  # "val", "testA", "testB", "test"
@@ -98,17 +109,31 @@ class ReferSource:
     instances_file: str = "instances.json"
     image_dir: str = "train2014"
 
-    def expected(self, root: Path) -> list[Path]:
-        task_dir = root / self.subdir
-        return [task_dir / self.refs_file, task_dir / self.instances_file]
+    hub_id: str | None = None
 
-    def load(self, root: Path) -> list[Document]:
+    @property
+    def eval_mm(self) -> str:
+        return f"{self.subdir}_{self.split}.jsonl"
+
+    def formats(self, root: Path) -> list[Format]:
         task_dir = root / self.subdir
-        refs_path, inst_path = self.expected(root)
-        if not refs_path.is_file() and parquet_files(task_dir, self.split):
-            return read_refer_parquet(task_dir, self.split)
+        refs_path, inst_path = task_dir / self.refs_file, task_dir / self.instances_file
+        jsonl = task_dir / self.eval_mm
+        return [
+            Format(
+                "refer",
+                "official",
+                (refs_path, inst_path),
+                lambda: self._read_refer(root, refs_path, inst_path),
+            ),
+            Format("eval_mm jsonl", "eval_mm", (jsonl,), lambda: read_refer_jsonl(jsonl, root)),
+            *hf_formats(task_dir, self.split, refer_rows, hub_id=self.hub_id),
+        ]
+
+    def _read_refer(self, root: Path, refs_path: Path, inst_path: Path) -> list[Document]:
+        task_dir = root / self.subdir
         index = load_index(refs_path, inst_path)
-        images = ImageCache(task_dir, shared=root / "coco")
+        images = ImageCache(task_dir, shared=root / "coco", root=root)
         docs: list[Document] = []
         seen: set[str] = set()
         for n, ref in enumerate(index.refs):
@@ -159,7 +184,7 @@ class ReferSource:
                     "expression": text,
                     # COCO [x, y, w, h] -> x1y1x2y2 pixels, continuous (no +1)
                     "bbox": [x, y, x + w, y + h],
-                    "image_size": [record["width"], record["height"]],
+                    "image_size": [float(record["width"]), float(record["height"])],
                     "ref_id": ref_id,
                     "sent_id": sent_id,
                     "ann_id": ann_id,
@@ -177,33 +202,52 @@ class ReferSource:
         return docs
 
 
-def read_refer_parquet(task_dir: Path, split: str) -> list[Document]:
-    """lmms-lab/RefCOCO-style parquet: one row per referred object with `question_id`,
-    `image` (an HF Image cell), `bbox` (COCO [x, y, w, h] pixels) and `answer` (the list of
-    its referring sentences; a single string is one sentence). One document per sentence,
-    id `<question_id>_<k>`; the image size is read from the image header (no decoding)."""
-    rows = read_parquet_split(task_dir, split)
-    source = task_dir / f"{split}-*.parquet"
+def read_refer_jsonl(path: Path, root: Path) -> list[Document]:
+    """Qwen-VL eval_mm grounding lines `{image, sent, bbox, width, height}`: the box is
+    already x1y1x2y2 in pixels. The lines carry no id: id = the line number (from 1)."""
+    task_dir = path.parent
+    images = ImageCache(task_dir, root=root, bases=(root, task_dir, root / "coco"))
     docs: list[Document] = []
+    for n, row in enumerate(read_jsonl(path), 1):
+        item = f"line {n}"
+        rel = require(row, "image", str, source=path, item=item)
+        text = require(row, "sent", str, source=path, item=item)
+        bbox = rec.box(row.get("bbox"), source=path, item=item, field="bbox", xywh=False)
+        size = [
+            rec.positive(row.get(k), source=path, item=item, field=k) for k in ("width", "height")
+        ]
+        image = images.get(strip_data_prefix(rel), source=path, item=item, field="image")
+        fields = {"expression": text, "bbox": bbox, "image_size": size}
+        docs.append(Document(id=str(n), images=(image,), fields=fields))
+    return docs
+
+
+def refer_rows(rows: list[dict], source: Path) -> list[Document]:
+    """lmms-lab/RefCOCO-style rows: one per referred object with `question_id`, `image` (an
+    HF Image cell), `bbox` (COCO [x, y, w, h] pixels) and `answer` (the list of its referring
+    sentences; a single string is one sentence). One document per sentence, id
+    `<question_id>_<k>`; the image size is read from the image header (no decoding)."""
+    docs: list[Document] = []
+    seen: set[str] = set()
     for n, row in enumerate(rows):
         qid = str(require(row, "question_id", (int, str), source=source, item=f"row {n}"))
+        if qid in seen:
+            raise DataError(source, "duplicate question id", item=qid, field="question_id")
+        seen.add(qid)
         sentences = require(row, "answer", (list, str), source=source, item=qid)
         sentences = [sentences] if isinstance(sentences, str) else sentences
-        bbox = require(row, "bbox", (list, tuple), source=source, item=qid)
-        if len(bbox) != 4 or not all(isinstance(v, _NUM) for v in bbox):
-            raise DataError(source, "expected [x, y, w, h] numbers", item=qid, field="bbox")
+        x1, y1, x2, y2 = rec.box(row.get("bbox"), source=source, item=qid, field="bbox", xywh=True)
         image = image_from_cell(row.get("image"), source=source, item=qid, field="image")
         try:
             width, height = image.size()
         except Exception as exc:  # PIL raises several types for a damaged header
             raise DataError(source, f"unreadable image ({exc})", item=qid, field="image") from None
-        x, y, w, h = (float(v) for v in bbox)
         for k, text in enumerate(sentences):
             if not isinstance(text, str):
                 raise DataError(source, "expected sentence strings", item=qid, field="answer")
             fields = {
                 "expression": text,
-                "bbox": [x, y, x + w, y + h],
+                "bbox": [x1, y1, x2, y2],
                 "image_size": [width, height],
                 "ref_id": qid,
                 "sent_id": k,

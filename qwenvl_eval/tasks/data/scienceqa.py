@@ -6,6 +6,10 @@ Formats read
   "subject", "grade", ...}}`, `scienceqa/pid_splits.json` `{"train": [pid, ...], "test": ...}`
   (the split's order is the evaluation order); images `scienceqa/images/{split}/{pid}/{image}`
   as the official zips unpack, or `scienceqa/images/{pid}/{image}`.
+- `problems.json` alone, as Qwen-VL's EVALUATION.md leaves it (no `pid_splits.json`): every
+  problem carries its own `split`; the file's order is the evaluation order.
+- lmms-lab/ScienceQA-IMG (a repository of its own: `scienceqa/data/test-*.parquet`), for the
+  image-only tasks.
 - lmms-lab/ScienceQA: config `ScienceQA-IMG` (questions with an image) at
   `scienceqa/ScienceQA-IMG/{split}-*.parquet`, config `ScienceQA-FULL` (all questions) at
   `scienceqa/ScienceQA-FULL/...`; columns `image` (null without one), `question`, `choices`,
@@ -27,8 +31,9 @@ from typing import Any
 from ...errors import DataError
 from ...types import Document, ImageRef
 from . import records as rec
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import find_image, read_json
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell
+from .locate import ImageCache, read_json
 
 LETTERS = string.ascii_uppercase
 _HF_SPLITS = {"val": "validation", "test": "test", "train": "train"}
@@ -40,7 +45,7 @@ def option_lines(choices: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class ScienceQAData:
+class ScienceQAData(SplitSource):
     split: str = "test"
     image_only: bool = False  # ScienceQA-IMG: only the questions with an image
     subdir: str = "scienceqa"
@@ -50,33 +55,39 @@ class ScienceQAData:
         sizes = {("test", True): 2017, ("test", False): 4241}
         return sizes.get((self.split, self.image_only))
 
-    def _official(self, folder: Path) -> list[Path]:
-        return [folder / "problems.json", folder / "pid_splits.json"]
-
-    def _parquet(self, folder: Path) -> Path | None:
-        if (folder / "problems.json").is_file():
-            return None
-        split = _HF_SPLITS.get(self.split, self.split)
+    def formats(self, root: Path) -> list[Format]:
+        folder = root / self.subdir
+        problems, splits = folder / "problems.json", folder / "pid_splits.json"
+        hf_split = _HF_SPLITS.get(self.split, self.split)
+        out = [
+            Format(
+                "official",
+                "official",
+                (problems, splits),
+                lambda: self._read(folder, root, problems, splits),
+            ),
+            Format(
+                "problems.json (split per problem)",
+                "eval_mm",
+                (problems,),
+                lambda: self._read(folder, root, problems, None),
+            ),
+        ]
         configs = (_HF_IMG, _HF_FULL) if self.image_only else (_HF_FULL,)
-        return next((folder / c for c in configs if parquet_files(folder / c, split)), None)
+        for c in configs:
+            out += hf_formats(folder / c, hf_split, self._from_rows)
+        if self.image_only:  # lmms-lab/ScienceQA-IMG, a repository of its own
+            out += hf_formats(folder, hf_split, self._from_rows, hub_id="lmms-lab/ScienceQA-IMG")
+        return out
 
-    def expected(self, root: Path) -> list[Path]:
-        folder = root / self.subdir
-        parquet = self._parquet(folder)
-        if parquet is not None:
-            return parquet_files(parquet, _HF_SPLITS.get(self.split, self.split))
-        return self._official(folder)
-
-    def load(self, root: Path) -> list[Document]:
-        folder = root / self.subdir
-        parquet = self._parquet(folder)
-        if parquet is not None:
-            return self._from_parquet(parquet)
-        problems_path, splits_path = self._official(folder)
-        problems = read_json(problems_path)
+    def _pids(self, problems: dict, problems_path: Path, splits_path: Path | None) -> list[str]:
+        if splits_path is None:
+            return [
+                str(pid)
+                for pid, row in problems.items()
+                if isinstance(row, dict) and row.get("split") == self.split
+            ]
         splits = read_json(splits_path)
-        if not isinstance(problems, dict):
-            raise DataError(problems_path, "expected an object keyed by problem id")
         pids = splits.get(self.split) if isinstance(splits, dict) else None
         if not isinstance(pids, list):
             raise DataError(
@@ -84,12 +95,25 @@ class ScienceQAData:
                 f"expected a list of problem ids for split {self.split!r}",
                 field=self.split,
             )
+        return [str(p) for p in pids]
+
+    def _read(
+        self, folder: Path, root: Path, problems_path: Path, splits_path: Path | None
+    ) -> list[Document]:
+        problems = read_json(problems_path)
+        if not isinstance(problems, dict):
+            raise DataError(problems_path, "expected an object keyed by problem id")
+        images = ImageCache(folder, root=root)
         docs = []
-        for pid in map(str, pids):
+        seen: set[str] = set()
+        for pid in self._pids(problems, problems_path, splits_path):
             if pid not in problems:
                 raise DataError(
                     problems_path, f"problem listed in {splits_path.name} is missing", item=pid
                 )
+            if pid in seen:
+                raise DataError(splits_path or problems_path, "duplicate problem id", item=pid)
+            seen.add(pid)
             row = rec.record(problems[pid], source=problems_path, item=pid)
             has_image = bool(row.get("image"))
             if self.image_only and not has_image:
@@ -97,21 +121,23 @@ class ScienceQAData:
             image = None
             if has_image:
                 name = rec.text(row, "image", source=problems_path, item=pid)
-                image = self._image(folder, pid, name, problems_path)
+                image = self._image(folder, pid, name, problems_path, images)
             docs.append(_doc(pid, row, image, problems_path))
         return docs
 
-    def _image(self, folder: Path, pid: str, name: str, source: Path) -> ImageRef:
+    def _image(
+        self, folder: Path, pid: str, name: str, source: Path, images: ImageCache
+    ) -> ImageRef:
         official = f"images/{self.split}/{pid}"
         base = official if (folder / official).is_dir() else f"images/{pid}"
         if not (folder / base).is_dir():
             base = official  # reported missing under the official layout
         rel = posixpath.join(base, name)
-        return find_image(folder, rel, source=source, item=pid, field="image")
+        return images.get(rel, source=source, item=pid, field="image")
 
-    def _from_parquet(self, folder: Path) -> list[Document]:
+    def _from_rows(self, rows: list[dict[str, Any]], folder: Path) -> list[Document]:
         docs = []
-        for n, row in enumerate(read_parquet_split(folder, _HF_SPLITS.get(self.split, self.split))):
+        for n, row in enumerate(rows):
             item = str(n)
             cell = row.get("image")
             if cell is None and self.image_only:

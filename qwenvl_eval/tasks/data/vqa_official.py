@@ -1,15 +1,22 @@
 """Readers for the VQA-accuracy benchmarks in the formats users already have.
 
-Each split is read from `<data root>/<subdir>/`, trying in order:
+Each split declares its formats once (`VQASource.formats`), in order of preference:
 1. the official files (VQAv2 / OK-VQA questions + annotations, VizWiz `val.json`,
-   TextVQA `TextVQA_0.5.1_val.json`, GQA `testdev_balanced_questions.json`);
-2. one JSONL per split, `<split>.jsonl`, rows `{"question_id", "image", "question",
-   "answers"}` (`image` relative to the task folder; `answers` a list of strings or of
-   `{"answer": ...}`; absent for test splits);
-3. a local Hugging Face parquet copy (lmms-lab layout, see `read_vqa_parquet`).
+   TextVQA `TextVQA_0.5.1_val.json`);
+2. `<split>.jsonl`, rows `{"question_id", "image", "question", "answers"}` (`image` relative
+   to the task folder; `answers` a list of strings or of `{"answer": ...}`);
+3. the Qwen-VL eval_mm converted files (`vqav2/vqav2_val.jsonl`, ...): rows `{"image",
+   "question", "question_id", "answer"}` with `image` relative to the folder that holds
+   `data/` (`data/vizwiz/test/x.jpg`), scored against the VQA-format annotations file the
+   eval_mm script names (`vqav2/v2_mscoco_val2014_annotations.json`,
+   `textvqa/textvqa_val_annotations.json`, ...), or against 10 answers on the line itself;
+4. a Hugging Face copy (lmms-lab layout, see `vqa_rows`): parquet shards, a `save_to_disk`
+   folder, or the dataset in the local hub cache.
 
 Every document carries `fields = {"question", "answers" (list[str] | None), "question_id"}`
-plus format-specific extras; `id` is the official question id as a string.
+plus format-specific extras; `id` is the official question id as a string. A scored item
+must have exactly 10 human answers: the VQA metric is a mean over the 10 leave-one-out
+subsets, and with 3 answers a perfect prediction would score 0.667.
 """
 
 from __future__ import annotations
@@ -21,27 +28,34 @@ from typing import Any, Protocol
 
 from ...errors import DataError
 from ...types import Document, ImageRef
-from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
-from .locate import ImageCache, read_json, read_jsonl
+from .formats import Format, SplitSource
+from .hf_parquet import hf_formats, image_from_cell
+from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
 from .records import check_unique, require
+
+VQA_ANSWERS = 10  # human answers per question in every VQA-accuracy benchmark
 
 
 # -- field checks ---------------------------------------------------------------------------
 def answer_strings(
     value: Any, *, source: Path | str, item: str, field: str = "answers"
 ) -> list[str]:
-    """Human answers as strings, from a list of strings or of `{"answer": str, ...}`."""
+    """The 10 human answers as strings, from a list of strings or of `{"answer": str, ...}`."""
     if not isinstance(value, (list, tuple)) or not value:
         raise DataError(source, "expected a non-empty list of answers", item=item, field=field)
-    out: list[str] = []
-    for a in value:
-        if isinstance(a, dict):
-            a = a.get("answer")
-        if not isinstance(a, str):
-            raise DataError(
-                source, "expected answer strings (or {'answer': str})", item=item, field=field
-            )
-        out.append(a)
+    if len(value) != VQA_ANSWERS:
+        raise DataError(
+            source,
+            f"expected {VQA_ANSWERS} human answers, got {len(value)} (VQA accuracy averages "
+            f"over the {VQA_ANSWERS} leave-one-out subsets; other counts would score wrongly)",
+            item=item,
+            field=field,
+        )
+    out = [a.get("answer") if type(a) is dict else a for a in value]
+    if not all(type(a) is str for a in out):
+        raise DataError(
+            source, "expected answer strings (or {'answer': str})", item=item, field=field
+        )
     return out
 
 
@@ -60,6 +74,22 @@ def _doc(
 ) -> Document:
     fields = {"question": question, "answers": answers, "question_id": qid, **extra}
     return Document(id=str(qid), images=(image,), fields=fields)
+
+
+def read_vqa_annotations(apath: Path) -> dict[str, list[str]]:
+    """A VQA-format annotations file: question id (as a string) -> its 10 answers. A
+    question id given twice is refused (the last one would silently win)."""
+    annotations = read_json(apath)
+    alist = annotations.get("annotations") if isinstance(annotations, dict) else None
+    if not isinstance(alist, list):
+        raise DataError(apath, "expected an object with an 'annotations' list", field="annotations")
+    out: dict[str, list[str]] = {}
+    for n, ann in enumerate(alist):
+        qid = str(require(ann, "question_id", (int, str), source=apath, item=f"#{n}"))
+        if qid in out:
+            raise DataError(apath, "duplicate question id", item=qid, field="question_id")
+        out[qid] = answer_strings(ann.get("answers"), source=apath, item=qid)
+    return out
 
 
 # -- official formats -----------------------------------------------------------------------
@@ -102,8 +132,12 @@ class VQAPairFormat:
             answers_by_qid = {}
             for n, ann in enumerate(alist):
                 qid = require(ann, "question_id", int, source=apath, item=f"#{n}")
+                if qid in answers_by_qid:
+                    raise DataError(
+                        apath, "duplicate question id", item=str(qid), field="question_id"
+                    )
                 answers_by_qid[qid] = ann
-        images = ImageCache(task_dir, shared=data_root / "coco")
+        images = ImageCache(task_dir, shared=data_root / "coco", root=data_root)
         docs: list[Document] = []
         for n, q in enumerate(qlist):
             qid = require(q, "question_id", int, source=qpath, item=f"#{n}")
@@ -157,7 +191,7 @@ class VizWizFormat:
         rows = read_json(path)
         if not isinstance(rows, list):
             raise DataError(path, "expected a list of questions")
-        images = ImageCache(task_dir)
+        images = ImageCache(task_dir, root=data_root)
         docs: list[Document] = []
         for n, row in enumerate(rows):
             name = require(row, "image", str, source=path, item=f"#{n}")
@@ -190,7 +224,7 @@ class TextVQAFormat:
         rows = blob.get("data") if isinstance(blob, dict) else None
         if not isinstance(rows, list):
             raise DataError(path, "expected an object with a 'data' list", field="data")
-        images = ImageCache(task_dir)
+        images = ImageCache(task_dir, root=data_root)
         docs: list[Document] = []
         for n, row in enumerate(rows):
             qid = require(row, "question_id", int, source=path, item=f"#{n}")
@@ -209,32 +243,67 @@ class TextVQAFormat:
         return check_unique(docs, path)
 
 
-# -- JSONL and parquet ----------------------------------------------------------------------
-def read_vqa_jsonl(path: Path, task_dir: Path, *, has_answers: bool) -> list[Document]:
-    """One JSON object per line: `question_id`, `image` (relative to the task folder),
-    `question`, `answers` (scored splits)."""
+# -- JSONL, eval_mm and HF copies ----------------------------------------------------------
+def _line_answers(row: dict, *, source: Path, item: str) -> list[str] | None:
+    """10 answers carried on the line itself (`answers`, or a list-valued `answer`)."""
+    for key in ("answers", "answer"):
+        if isinstance(row.get(key), list):
+            return answer_strings(row[key], source=source, item=item, field=key)
+    return None
+
+
+def read_vqa_jsonl(
+    path: Path,
+    images: ImageCache,
+    *,
+    has_answers: bool,
+    annotations: dict[str, list[str]] | None = None,
+    annotations_path: Path | None = None,
+    image_name_id: bool = False,
+) -> list[Document]:
+    """One JSON object per line: `question_id`, `image`, `question`, and for scored splits
+    the 10 answers (on the line, or in `annotations` by question id). `image_name_id`:
+    the question id is the bare image file name (VizWiz, as its server wants it)."""
     rows = read_jsonl(path)
-    images = ImageCache(task_dir)
     docs: list[Document] = []
     for n, row in enumerate(rows, 1):
-        qid = require(row, "question_id", (int, str), source=path, item=f"line {n}")
+        rel = require(row, "image", str, source=path, item=f"line {n}")
+        if image_name_id:
+            qid: Any = rel.rsplit("/", 1)[-1]
+        else:
+            qid = require(row, "question_id", (int, str), source=path, item=f"line {n}")
         item = str(qid)
-        rel = require(row, "image", str, source=path, item=item)
         question = require(row, "question", str, source=path, item=item)
-        image = images.get(rel, source=path, item=item, field="image")
-        answers = (
-            answer_strings(row.get("answers"), source=path, item=item) if has_answers else None
-        )
+        image = images.get(strip_data_prefix(rel), source=path, item=item, field="image")
+        answers = None
+        if has_answers:
+            answers = _line_answers(row, source=path, item=item)
+            if answers is None and annotations is not None:
+                key = str(row.get("question_id", qid))
+                answers = annotations.get(key)
+                if answers is None:
+                    raise DataError(
+                        annotations_path or path,
+                        "no annotation for this question",
+                        item=key,
+                        field="question_id",
+                    )
+            if answers is None:
+                raise DataError(
+                    path,
+                    f"expected the {VQA_ANSWERS} human answers on the line ('answers'), or "
+                    "the annotations file beside it",
+                    item=item,
+                    field="answers",
+                )
         docs.append(_doc(qid, image, question, answers))
     return check_unique(docs, path)
 
 
-def read_vqa_parquet(task_dir: Path, split: str, *, has_answers: bool) -> list[Document]:
-    """A local copy of an lmms-lab dataset (lmms-lab/VQAv2, OK-VQA, VizWiz-VQA, textvqa):
-    columns `question_id`, `question`, `image` (an HF Image cell) and, for scored splits,
-    `answers` (a list of strings or of `{answer, answer_confidence, answer_id}`)."""
-    rows = read_parquet_split(task_dir, split)
-    source = task_dir / f"{split}-*.parquet"
+def vqa_rows(rows: list[dict], source: Path, *, has_answers: bool) -> list[Document]:
+    """A Hugging Face copy (lmms-lab/VQAv2, OK-VQA, VizWiz-VQA, textvqa): columns
+    `question_id`, `question`, `image` (an HF Image cell) and, for scored splits, `answers`
+    (a list of strings or of `{answer, answer_confidence, answer_id}`)."""
     docs: list[Document] = []
     for n, row in enumerate(rows):
         qid = require(row, "question_id", (int, str), source=source, item=f"row {n}")
@@ -248,10 +317,19 @@ def read_vqa_parquet(task_dir: Path, split: str, *, has_answers: bool) -> list[D
     return check_unique(docs, source)
 
 
+@dataclass(frozen=True)
+class EvalMM:
+    """The Qwen-VL eval_mm files of one split: its jsonl and (scored splits) the VQA-format
+    annotations file `evaluate_vqa.py` scores with, both in the task folder."""
+
+    jsonl: str  # "vqav2_val.jsonl"
+    annotations: str | None = None  # "v2_mscoco_val2014_annotations.json"
+
+
 # -- the data source ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class VQASource:
-    """One split of one VQA benchmark: official files, else `<split>.jsonl`, else parquet."""
+class VQASource(SplitSource):
+    """One split of one VQA benchmark, in every format it is known in (see the module doc)."""
 
     subdir: str
     split: str  # names the JSONL file
@@ -259,27 +337,67 @@ class VQASource:
     parquet_split: str | None = None
     split_size: int | None = None
     has_answers: bool = True
+    eval_mm: EvalMM | None = None
+    hub_id: str | None = None
+    image_name_id: bool = False  # VizWiz: the question id is the image file name
 
-    def expected(self, root: Path) -> list[Path]:
-        return self.official.files(root / self.subdir)
-
-    def load(self, root: Path) -> list[Document]:
+    def formats(self, root: Path) -> list[Format]:
         task_dir = root / self.subdir
         official = self.official.files(task_dir)
-        if official[0].is_file():
-            return self.official.read(task_dir, root)
+        out = [
+            Format(
+                "official",
+                "official",
+                tuple(official),
+                lambda: self.official.read(task_dir, root),
+            )
+        ]
         jsonl = task_dir / f"{self.split}.jsonl"
-        if jsonl.is_file():
-            return read_vqa_jsonl(jsonl, task_dir, has_answers=self.has_answers)
-        if self.parquet_split and parquet_files(task_dir, self.parquet_split):
-            return read_vqa_parquet(task_dir, self.parquet_split, has_answers=self.has_answers)
-        parquet = (
-            f", or parquet files {task_dir}/data/{self.parquet_split}-*.parquet"
-            if self.parquet_split
-            else ""
+        out.append(
+            Format(
+                "jsonl",
+                "official",
+                (jsonl,),
+                lambda: read_vqa_jsonl(
+                    jsonl,
+                    ImageCache(task_dir, root=root, bases=(task_dir, root)),
+                    has_answers=self.has_answers,
+                    image_name_id=self.image_name_id,
+                ),
+            )
         )
-        raise DataError(
-            official[0],
-            f"file not found (the {self.subdir} {self.split} split needs the official files "
-            f"{', '.join(p.name for p in official)}, or {jsonl.name}{parquet})",
-        )
+        if self.eval_mm is not None:
+            out.extend(self._eval_mm_formats(root, task_dir, self.eval_mm))
+        if self.parquet_split:
+            out.extend(
+                hf_formats(
+                    task_dir,
+                    self.parquet_split,
+                    lambda rows, where: vqa_rows(rows, where, has_answers=self.has_answers),
+                    hub_id=self.hub_id,
+                )
+            )
+        return out
+
+    def _eval_mm_formats(self, root: Path, task_dir: Path, spec: EvalMM) -> list[Format]:
+        path = task_dir / spec.jsonl
+
+        def read(annotations: Path | None) -> list[Document]:
+            return read_vqa_jsonl(
+                path,
+                # eval_mm names images from the folder holding data/ (the data root here)
+                ImageCache(task_dir, root=root, bases=(root, task_dir)),
+                has_answers=self.has_answers,
+                annotations=read_vqa_annotations(annotations) if annotations else None,
+                annotations_path=annotations,
+                image_name_id=self.image_name_id,
+            )
+
+        out = []
+        if self.has_answers and spec.annotations:
+            ann = task_dir / spec.annotations
+            out.append(
+                Format("eval_mm jsonl + annotations", "eval_mm", (path, ann), lambda: read(ann))
+            )
+        out.append(Format("eval_mm jsonl", "eval_mm", (path,), lambda: read(None)))
+        return out
