@@ -145,7 +145,9 @@ def test_lone_surrogate_is_refused_before_the_model_loads(env, capsys):
 def test_empty_dataset_is_an_error(env, capsys):
     (env["root"] / "toy" / "items.json").write_text("[]")
     code, _, err = run_cli([*env["base"], "--tasks", "toy"], capsys)
-    assert code == 2 and err.startswith("error: task 'toy': no items in its data under ")
+    # The reader refuses it, naming the folder it read (before any model loads).
+    assert code == 2
+    assert err.startswith(f"error: {env['root'] / 'toy'}: no items in this split"), err
     assert env["runners"] == []
 
 
