@@ -83,3 +83,18 @@ class Runner(ABC):
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         pass
+
+
+def check_generate_requests(requests: Sequence[GenerateRequest]) -> None:
+    """A programming error caught at the backend's door, whichever backend it is."""
+    for r in requests:
+        if not isinstance(r, GenerateRequest):
+            raise TypeError(f"generate() got {type(r).__name__} for item {r.id!r}")
+
+
+def check_score_requests(requests: Sequence[ScoreRequest]) -> None:
+    for r in requests:
+        if not isinstance(r, ScoreRequest):
+            raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
+        if not r.options:
+            raise ValueError(f"score request {r.id!r} has no options")

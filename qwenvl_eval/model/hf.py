@@ -72,6 +72,44 @@ def _chat_template(path: Path, tokenizer) -> str:
     raise UserError(f"{path}: no chat template (chat_template.json or tokenizer_config.json)")
 
 
+def load_tokenizer(path: Path, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot load the tokenizer ({exc})") from None
+
+
+def load_image_processor(path: Path, options: RunnerOptions):
+    """Always the PIL image processor: it is what every environment has, and the torchvision
+    one resizes differently (so scores would depend on what happens to be installed)."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    pix: dict[str, int] = {}
+    if options.min_pixels is not None:
+        pix["min_pixels"] = options.min_pixels
+    if options.max_pixels is not None:
+        pix["max_pixels"] = options.max_pixels
+    return Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True, **pix)
+
+
+def stop_token_ids(checkpoint_eos: Any, stop_tokens: Any, tokenizer) -> list[int]:
+    """The checkpoint's eos ids, the family's stop tokens and <|endoftext|>: decoding ends
+    at any of them, whichever backend decodes."""
+    vocab = tokenizer.get_vocab()
+    eos = checkpoint_eos if isinstance(checkpoint_eos, list) else [checkpoint_eos]
+    stops = {int(e) for e in eos if e is not None}
+    for tok in (*stop_tokens, "<|endoftext|>", tokenizer.eos_token):
+        if tok is not None and tok in vocab:
+            stops.add(vocab[tok])
+    return sorted(stops)
+
+
 def _generation_notes(checkpoint: dict[str, Any]) -> list[str]:
     """What the neutral greedy settings drop from the checkpoint's generation config that
     changes greedy outputs (the Qwen2/2.5-VL Instruct checkpoints ship repetition_penalty
@@ -91,10 +129,7 @@ class HFRunner(BatchedRunner):
         super().__init__(model.family, options)
         import torch
         import transformers
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-            Qwen2VLImageProcessorPil,
-        )
+        from transformers import AutoConfig, GenerationConfig
 
         self.resolved = model
         path = Path(model.path)
@@ -139,25 +174,11 @@ class HFRunner(BatchedRunner):
                 raise UserError(f"{path}: cannot load the model weights ({exc})") from None
         self.model.to(self.device).eval()
 
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path, local_files_only=True, trust_remote_code=trust
-            )
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot load the tokenizer ({exc})") from None
+        self.tokenizer = load_tokenizer(path, trust)
         # The fast tokenizer's Python wrapper is not safe to call from several preparation
         # threads at once ("Already borrowed"); tokenising is cheap next to image decoding.
         self._tok_lock = threading.Lock()
-        pix: dict[str, int] = {}
-        if options.min_pixels is not None:
-            pix["min_pixels"] = options.min_pixels
-        if options.max_pixels is not None:
-            pix["max_pixels"] = options.max_pixels
-        # Always the PIL backend: it is what every environment has, and the torchvision one
-        # resizes differently (so scores would depend on what happens to be installed).
-        self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(
-            path, local_files_only=True, **pix
-        )
+        self.image_processor = load_image_processor(path, options)
         self.patch_size = int(self.image_processor.patch_size)
         self.merge_size = int(self.image_processor.merge_size)
         self.template = _chat_template(path, self.tokenizer)
@@ -170,15 +191,11 @@ class HFRunner(BatchedRunner):
         )
         if self.pad_id is None:
             raise UserError(f"{path}: tokenizer has no pad token and no <|endoftext|>")
-        stops: set[int] = set()
-        ckpt_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        for e in ckpt_eos if isinstance(ckpt_eos, list) else [ckpt_eos]:
-            if e is not None:
-                stops.add(int(e))
-        for tok in (*self.family.stop_tokens, "<|endoftext|>", self.tokenizer.eos_token):
-            if tok is not None and tok in vocab:
-                stops.add(vocab[tok])
-        self.stop_ids = sorted(stops)
+        self.stop_ids = stop_token_ids(
+            getattr(self.model.generation_config, "eos_token_id", None),
+            self.family.stop_tokens,
+            self.tokenizer,
+        )
         self._checkpoint_generation = self.model.generation_config.to_diff_dict()
         self.model.generation_config = GenerationConfig(
             eos_token_id=self.stop_ids, pad_token_id=self.pad_id

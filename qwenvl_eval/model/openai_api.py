@@ -42,7 +42,13 @@ from ..types import (
     ScoreRequest,
 )
 from . import preprocess as pp
-from .base import Runner, RunnerOptions, RunnerStats
+from .base import (
+    Runner,
+    RunnerOptions,
+    RunnerStats,
+    check_generate_requests,
+    check_score_requests,
+)
 from .families import MODEL_TYPES, Family
 from .presets import PRESETS, ResolvedModel, family_of
 
@@ -310,9 +316,8 @@ class OpenAIRunner(Runner):
 
     # ---- Runner API ----------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]:
+        check_generate_requests(requests)
         for r in requests:
-            if not isinstance(r, GenerateRequest):
-                raise TypeError(f"generate() got {type(r).__name__} for item {r.id!r}")
             if r.style != "chat":
                 raise UserError(
                     f"item {r.id!r}: raw prompts cannot be sent as chat completions; "
@@ -328,11 +333,7 @@ class OpenAIRunner(Runner):
                 "the OpenAI-compatible backend cannot score options unless the server returns "
                 "prompt log-probs (--api-prompt-logprobs); use the task's generation variant"
             )
-        for r in requests:
-            if not isinstance(r, ScoreRequest):
-                raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
-            if not r.options:
-                raise ValueError(f"score request {r.id!r} has no options")
+        check_score_requests(requests)
         return self._run(list(requests))
 
     def notes(self, requests: Sequence[GenerateRequest | ScoreRequest]) -> list[str]:

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..types import GenerateRequest, Generation, OptionScore, Request, Response, ScoreRequest
-from .base import Runner, RunnerOptions, RunnerStats
+from .base import (
+    Runner,
+    RunnerOptions,
+    RunnerStats,
+    check_generate_requests,
+    check_score_requests,
+)
 from .families import Family
 
 log = logging.getLogger(__name__)
@@ -146,17 +152,11 @@ class BatchedRunner(Runner):
 
     # ---- Runner API ----------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]:
-        for r in requests:
-            if not isinstance(r, GenerateRequest):
-                raise TypeError(f"generate() got {type(r).__name__} for item {r.id!r}")
+        check_generate_requests(requests)
         return self._run(list(requests))
 
     def score_options(self, requests: Sequence[ScoreRequest]) -> Iterator[Response]:
-        for r in requests:
-            if not isinstance(r, ScoreRequest):
-                raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
-            if not r.options:
-                raise ValueError(f"score request {r.id!r} has no options")
+        check_score_requests(requests)
         return self._run(list(requests))
 
     # ---- machinery -----------------------------------------------------------------------

@@ -35,7 +35,13 @@ from typing import Any
 from ..errors import UserError
 from ..types import GenerateRequest, Generation, OptionScore, Request, Response, ScoreRequest
 from . import preprocess as pp
-from .base import Runner, RunnerOptions, RunnerStats
+from .base import (
+    Runner,
+    RunnerOptions,
+    RunnerStats,
+    check_generate_requests,
+    check_score_requests,
+)
 from .devices import resolve_dtype
 from .presets import ResolvedModel
 
@@ -207,44 +213,23 @@ class InputBuilder:
     the checkpoint, loaded as the transformers backend loads them. Needs no vLLM."""
 
     def __init__(self, model: ResolvedModel, options: RunnerOptions) -> None:
-        from transformers import AutoTokenizer, GenerationConfig
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-            Qwen2VLImageProcessorPil,
-        )
+        from transformers import GenerationConfig
 
-        from .hf import _chat_template
+        from .hf import _chat_template, load_image_processor, load_tokenizer, stop_token_ids
 
         self.family = model.family
         self.path = path = Path(model.path)
         trust = bool(options.trust_remote_code)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                path, local_files_only=True, trust_remote_code=trust
-            )
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot load the tokenizer ({exc})") from None
+        self.tokenizer = load_tokenizer(path, trust)
         # The fast tokenizer's wrapper is not safe across preparation threads.
         self._tok_lock = threading.Lock()
         self.template = _chat_template(path, self.tokenizer)
-        pix: dict[str, int] = {}
-        if options.min_pixels is not None:
-            pix["min_pixels"] = options.min_pixels
-        if options.max_pixels is not None:
-            pix["max_pixels"] = options.max_pixels
-        self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(
-            path, local_files_only=True, **pix
-        )
+        self.image_processor = load_image_processor(path, options)
         try:
             ckpt_eos = GenerationConfig.from_pretrained(path, local_files_only=True).eos_token_id
         except OSError:
             ckpt_eos = None
-        vocab = self.tokenizer.get_vocab()
-        eos = ckpt_eos if isinstance(ckpt_eos, list) else [ckpt_eos]
-        stops = {int(e) for e in eos if e is not None}
-        for tok in (*self.family.stop_tokens, "<|endoftext|>", self.tokenizer.eos_token):
-            if tok is not None and tok in vocab:
-                stops.add(vocab[tok])
-        self.stop_ids = sorted(stops)
+        self.stop_ids = stop_token_ids(ckpt_eos, self.family.stop_tokens, self.tokenizer)
 
     @property
     def image_size(self) -> dict[str, int]:
@@ -361,9 +346,7 @@ class VLLMRunner(Runner):
 
     # ---- Runner API ------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[Response]:
-        for r in requests:
-            if not isinstance(r, GenerateRequest):
-                raise TypeError(f"generate() got {type(r).__name__} for item {r.id!r}")
+        check_generate_requests(requests)
         # Mapping errors (beam search) surface before any item runs.
         params = {
             g: self.vllm.SamplingParams(**sampling_kwargs(g, self.stop_ids, self.options.seed))
@@ -372,11 +355,7 @@ class VLLMRunner(Runner):
         return self._run(requests, lambda item: [params[item.request.generation]])
 
     def score_options(self, requests: Sequence[ScoreRequest]) -> Iterator[Response]:
-        for r in requests:
-            if not isinstance(r, ScoreRequest):
-                raise TypeError(f"score_options() got {type(r).__name__} for item {r.id!r}")
-            if not r.options:
-                raise ValueError(f"score request {r.id!r} has no options")
+        check_score_requests(requests)
         params = self.vllm.SamplingParams(**score_kwargs())
         return self._run(requests, lambda item: [params] * len(item.options or []))
 
