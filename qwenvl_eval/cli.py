@@ -247,19 +247,13 @@ def run(
 
 
 def _print_results(outcome) -> None:
-    from rich.text import Text
 
-    from .results.tables import RUN_COLUMNS, run_rows
+    from .results.render import to_rich
+    from .results.scoretable import task_rows_table
 
     model = outcome.results["model"]
-    # Text, not markup: a model path with [brackets] prints as is.
-    title = Text(f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})")
-    table = Table(title=title)
-    for col in RUN_COLUMNS:
-        table.add_column(col, justify="right" if col in ("value", "items", "errors") else "left")
-    for row in run_rows(outcome.results):
-        table.add_row(*(Text(str(c)) for c in row))
-    out.print(table)
+    title = f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})"
+    out.print(to_rich(task_rows_table(outcome.results, title=title)))
     out.print(f"results: {outcome.results_json}", markup=False, highlight=False)
 
 

@@ -51,7 +51,9 @@ def test_results_record_what_produced_them(setup):
     assert len(toy["prompt_hash"]) == 16 and toy["headline"] == "exact"
     assert toy["generation"]["max_new_tokens"] == 5
     md = outcome.results_md.read_text()
-    assert "| toy" in md and "50.00" in md
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines() if "|" in ln]
+    assert rows[0] == ["task", "metric", "value", "items", "errors"]
+    assert ["toy", "exact", "50.00", "6", "0"] in rows
     assert outcome.run_dir.name.startswith("My-Qwen2-VL-")
 
 

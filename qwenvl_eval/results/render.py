@@ -176,12 +176,15 @@ def to_rich(table: ScoreTable):
     """The terminal table (rich)."""
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     cells = _cells(table, ("[bold green]", "[/]"), r" \[{keys}]", escape)
     caption = "\n".join(
         [escape(f"[{k}] {v}") for k, v in table.notes.items()] + [escape(f) for f in table.footer]
     )
-    out = Table(title=table.title or None, caption=caption or None, caption_justify="left")
+    # Text, not markup: a model path with [brackets] in the title prints as is.
+    title = Text(table.title) if table.title else None
+    out = Table(title=title, caption=caption or None, caption_justify="left")
     out.add_column(table.values.index.name or "")
     for c in cells.columns:
         out.add_column(c, justify="right")

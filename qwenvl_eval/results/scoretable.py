@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -154,3 +154,36 @@ def runs_table(
             if task and task.get("submission_file") and not task["metrics"]:
                 table.cell_text[(i, lab)] = "submission"
     return table
+
+
+def task_rows_table(results: dict[str, Any], title: str = "") -> ScoreTable:
+    """One run as rows of task x metric with the task's item counts (results.md and the table
+    printed after `run`): the same ScoreTable and renderers as `table`. A submission file
+    stands in for the metrics of a split without public answers."""
+    columns = ["metric", "value", "items", "errors"]
+    index: list[str] = []
+    values: list[list[float]] = []
+    text: dict[tuple[int, str], str] = {}
+    for task in task_order(list(results["tasks"])):
+        entry = results["tasks"][task]
+        counts = entry.get("counts", {})
+        metrics = entry.get("metrics") or {"submission": None}
+        for i, (name, value) in enumerate(metrics.items()):
+            row = len(index)
+            index.append(task if i == 0 else "")
+            number = float(value) if isinstance(value, (int, float)) else math.nan
+            values.append([math.nan, number, math.nan, math.nan])
+            text[(row, "metric")] = name
+            if value is None:
+                text[(row, "value")] = entry.get("submission_file") or "-"
+            for col in ("items", "errors"):
+                text[(row, col)] = str(counts.get(col, 0)) if i == 0 else ""
+    frame = pd.DataFrame(values, index=index, columns=columns, dtype=float)
+    frame.index.name = "task"
+    return ScoreTable(
+        title=title,
+        values=frame,
+        kinds=["measured"] * len(index),
+        cell_text=text,
+        rank_columns=False,
+    )

@@ -1,45 +1,17 @@
-"""Markdown tables of results: one run's tasks, or a leaderboard over several runs."""
+"""Markdown tables of results: one run's tasks, or a leaderboard over several runs; both
+built by `scoretable` and drawn by `render`, like every format of `table`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
-RUN_COLUMNS = ("task", "metric", "value", "items", "errors")
-
-
-def run_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One row per task x metric (a submission file stands in for metrics), the task name
-    and its item counts on the task's first row only."""
-    rows = []
-    for task, r in results["tasks"].items():
-        counts = r["counts"]
-        metrics = r["metrics"] or {"submission": r.get("submission_file") or "-"}
-        for i, (name, value) in enumerate(metrics.items()):
-            first = i == 0
-            rows.append(
-                [
-                    task if first else "",
-                    name,
-                    _fmt(value),
-                    str(counts.get("items", 0)) if first else "",
-                    str(counts.get("errors", 0)) if first else "",
-                ]
-            )
-    return rows
-
 
 def run_table(results: dict[str, Any]) -> str:
-    """The run's rows as a markdown table."""
-    return tabulate(
-        run_rows(results), headers=list(RUN_COLUMNS), tablefmt="github", disable_numparse=True
-    )
+    """The run's task x metric rows as a markdown table (the `table` renderers)."""
+    from .render import to_markdown
+    from .scoretable import task_rows_table
+
+    return to_markdown(task_rows_table(results))
 
 
 def leaderboard(runs: list[dict[str, Any]]) -> str:
