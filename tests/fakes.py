@@ -135,3 +135,23 @@ def write_toy_data(root: Path, n: int = 6) -> Path:
         )
     (folder / "items.json").write_text(json.dumps(rows))
     return root
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`qwenvl-eval ARGV` in this process, as the console script runs it (cli.main, with its
+    exit codes): (exit code, stdout, stderr)."""
+    import sys
+
+    from qwenvl_eval import cli
+
+    old = sys.argv
+    sys.argv = ["qwenvl-eval", *argv]
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

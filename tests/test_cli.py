@@ -8,20 +8,7 @@ import sys
 import pytest
 
 from qwenvl_eval import cli
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["qwenvl-eval", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.fakes import run_cli
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:

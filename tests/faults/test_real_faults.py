@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from qwenvl_eval import cli
+from tests.fakes import run_cli as invoke_cli
 
 ARGS = ["run", "--model", "tiny-qwen2-vl", "--data-dir", "builtin", "--batch-size", "1"]
 ENV = os.environ | {"COLUMNS": "200"}
@@ -180,16 +180,8 @@ def rows_lenient(path: Path) -> list[dict]:
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    old = sys.argv
-    sys.argv = ["qwenvl-eval", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    err = " ".join(capsys.readouterr().err.split())
+    code, _, err = invoke_cli(argv, capsys)
+    err = " ".join(err.split())
     assert "Traceback" not in err
     return code, err
 

@@ -5,12 +5,12 @@ never lose a finished answer."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from qwenvl_eval import app, cli
+from qwenvl_eval import app
 from tests.fakes import FakeRunner, last_text, write_toy_data
+from tests.fakes import run_cli as invoke_cli
 
 
 @pytest.fixture()
@@ -44,20 +44,11 @@ def env(tmp_path, monkeypatch, toy_task):
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["qwenvl-eval", *argv]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    err = " ".join(captured.err.split())  # rich may wrap long lines
+    code, out, err = invoke_cli(argv, capsys)
+    err = " ".join(err.split())  # rich may wrap long lines
     assert "Traceback" not in err
     # The progress bar shares stderr: the message is what follows it.
-    return code, captured.out, err[err.find("error: ") :] if "error: " in err else err
+    return code, out, err[err.find("error: ") :] if "error: " in err else err
 
 
 def predictions(env) -> dict[str, dict]:

@@ -130,7 +130,7 @@ def test_run_refuses_a_flag_of_another_backend_before_loading(toy_run):
 
 
 def _cli(argv, capsys):
-    from tests.test_cli import run_cli
+    from tests.fakes import run_cli
 
     return run_cli(argv, capsys)
 
