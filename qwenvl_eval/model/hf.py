@@ -208,11 +208,7 @@ class HFRunner(BatchedRunner):
         refs = pp.images_of(request.parts)
         images = [pp.decode_image(r) for r in refs]  # bounded; transparency onto white
         with self._tok_lock:
-            if request.style == "chat":
-                text = pp.chat_prompt(self.family, request, self.template, self.tokenizer)
-            else:
-                # Raw prompts carry no system turn: the text is exactly what the task wrote.
-                text = pp.raw_prompt(self.family, request.parts)
+            text = pp.prompt_text(self.family, request, self.template, self.tokenizer)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             opt_ids = None
             if not isinstance(request, GenerateRequest):

@@ -61,6 +61,16 @@ def chat_prompt(
     )
 
 
+def prompt_text(
+    family: Family, request: GenerateRequest | ScoreRequest, template: str, tokenizer
+) -> str:
+    """The prompt text a request renders to, whichever backend tokenises it: the chat
+    template for chat requests; raw prompts carry no system turn, exactly what the task wrote."""
+    if request.style == "chat":
+        return chat_prompt(family, request, template, tokenizer)
+    return raw_prompt(family, request.parts)
+
+
 def expand_image_tokens(
     ids: Sequence[int], image_token_id: int, counts: Sequence[int]
 ) -> tuple[list[int], list[int]]:

@@ -248,10 +248,7 @@ class InputBuilder:
                 images.append(im)
                 sizes.append(size)
             with self._tok_lock:
-                if request.style == "chat":
-                    text = pp.chat_prompt(self.family, request, self.template, self.tokenizer)
-                else:
-                    text = pp.raw_prompt(self.family, request.parts)
+                text = pp.prompt_text(self.family, request, self.template, self.tokenizer)
                 ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
                 opts = None
                 if isinstance(request, ScoreRequest):
