@@ -61,9 +61,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     ranks = Ranks.from_env()  # torchrun / accelerate launch: this process's part of the items
     seed_everything(config.seed)
     backends.check_options(config.backend, config.backend_options)
-    names = registry.resolve(config.tasks)
-    if not names:
-        raise UserError("--tasks: no task named (expected e.g. --tasks vqav2,refcoco)")
+    names = registry.resolve(config.tasks)  # validate() refused an empty --tasks
     data_root = resolve_data_root(config.data_dir)
     family = family_of(config.model, config.family).info
     runs = [
@@ -101,9 +99,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         ranks.barrier("run directory lock")
         store.check_fingerprint(fingerprint, resume=config.resume)
         if not config.resume:
-            for n in names:
-                store.predictions_path(n).unlink(missing_ok=True)
-            ranks.discard(store, names)
+            ranks.discard(store, names)  # the normal file and every rank file
         task_results = ranks.evaluate(runs, runner, store, progress, budget)
         if task_results is None:  # a data-parallel rank other than 0
             paths = store.run_dir / "results.json", store.run_dir / "results.md"

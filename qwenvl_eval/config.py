@@ -133,9 +133,6 @@ def check_gen_kwargs(gen: dict[str, Any]) -> None:
             ok = math.isfinite(value) and value > 0
         if not ok:
             raise UserError(f"--gen-kwargs {key}={value!r}: must be {what}")
-    lo, hi = gen.get("min_new_tokens"), gen.get("max_new_tokens")
-    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
-        raise UserError(f"--gen-kwargs min_new_tokens={lo} is above max_new_tokens={hi}")
 
 
 def parse_max_failures(text: str | None) -> tuple[int | None, float | None]:

@@ -213,6 +213,7 @@ def evaluate_task(
     progress: Progress,
     budget: FailureBudget | None = None,
     share: Callable[[str, list[Request]], list[Request]] | None = None,
+    retry_failed: bool = True,
 ) -> TaskResult | None:
     family = runner.family.info
     name = run.task.name
@@ -220,11 +221,14 @@ def evaluate_task(
     done = store.load(name)
     requests_by_id = {r.id: r for r in run.requests}
     # Resume only answers to the very same request (prompt, images, generation settings);
-    # failed items are tried again (the cause may be fixed: a broken image replaced).
+    # failed items are tried again (the cause may be fixed: a broken image replaced), unless
+    # they were answered moments ago by this very run (the data-parallel merge).
     reused = {
         i: item
         for i, item in done.items()
-        if i in requests_by_id and item.prompt_hash == run.fingerprints[i] and item.error is None
+        if i in requests_by_id
+        and item.prompt_hash == run.fingerprints[i]
+        and (item.error is None or not retry_failed)
     }
     stale = sum(
         1 for i, it in done.items() if i in requests_by_id and it.prompt_hash != run.fingerprints[i]
@@ -294,10 +298,14 @@ def evaluate(
     store: PredictionStore,
     progress: Progress | None = None,
     budget: FailureBudget | None = None,
+    retry_failed: bool = True,
 ) -> list[TaskResult]:
     progress = progress or NullProgress()
     budget = budget or FailureBudget()
-    return [evaluate_task(run, runner, store, progress, budget) for run in runs]
+    return [
+        evaluate_task(run, runner, store, progress, budget, retry_failed=retry_failed)
+        for run in runs
+    ]
 
 
 def check_supported(runs: list[TaskRun], runner: Runner) -> None:

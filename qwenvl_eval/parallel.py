@@ -181,7 +181,9 @@ class Ranks:
         if not self.is_main:
             return None
         merged = ShardedStore(store.run_dir)
-        results = evaluate(runs, runner, merged, NullProgress())
+        # Every item is answered by now; one that failed on a rank is kept as failed, not
+        # answered again by rank 0 alone (a rerun retries it, as any resume does).
+        results = evaluate(runs, runner, merged, NullProgress(), retry_failed=False)
         for run, result in zip(runs, results, strict=True):
             # What a single process would report: the items saved before this run started.
             result.counts["resumed"] = len(run.requests) - self._todo[run.task.name]

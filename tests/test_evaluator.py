@@ -124,3 +124,20 @@ def test_image_path_escaping_the_root_is_refused(toy_task, data_root):
     path.write_text(json.dumps(rows))
     with pytest.raises(DataError, match="leaves the data root"):
         prepare_task("toy", data_root, QWEN2_VL.info)
+
+
+def test_failed_items_are_retried_on_resume_but_not_by_the_data_parallel_merge(
+    toy_task, data_root, tmp_path
+):
+    run = prepare_task("toy", data_root, QWEN2_VL.info)
+    store = PredictionStore(tmp_path / "run")
+    evaluate([run], FakeRunner(fail={"q2"}), store)
+    # The merge of a distributed run: every item was just answered, q2 failed on its rank;
+    # rank 0 must not answer it a second time on its own.
+    merge = FakeRunner()
+    (result,) = evaluate([run], merge, store, retry_failed=False)
+    assert merge.seen == [] and result.counts["errors"] == 1
+    # A resume (the user reran the command) does retry it.
+    rerun = FakeRunner()
+    (result,) = evaluate([run], rerun, store)
+    assert rerun.seen == ["q2"] and result.counts["errors"] == 0

@@ -293,9 +293,8 @@ class PredictionStore:
 
     def _line(self, item: ItemResult) -> str:
         row = item.to_json()
-        if self.run_id is not None:
-            row = {"id": row.pop("id"), "prompt_hash": row.pop("prompt_hash"), "run": self.run_id}
-            row.update(item.to_json())
+        if self.run_id is not None:  # the run's fingerprint right after the request's
+            row = {"id": row["id"], "prompt_hash": row["prompt_hash"], "run": self.run_id} | row
         text = json.dumps(row, ensure_ascii=False)
         try:
             text.encode("utf-8")
