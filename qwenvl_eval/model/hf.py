@@ -283,17 +283,17 @@ class HFRunner(BatchedRunner):
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new = out[:, enc["input_ids"].shape[1] :].tolist()
-        stops = set(self.stop_ids)
         keep_ids = bool(self.options.extra.get("output_token_ids"))
         results = []
         for row in new:
-            n = next((i for i, t in enumerate(row) if t in stops), len(row))
-            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
-            text = pp.cut_at_stops(text, generation.stop).strip()
+            text, n_new = pp.answer_text(row, self.stop_ids, generation.stop, self._decode)
             # Debug/test aid: the exact tokens, to compare runs token for token.
-            meta = {"output_token_ids": row[: n + 1]} if keep_ids else {}
-            results.append(GenOutput(text, new_tokens=min(n + 1, len(row)), meta=meta))
+            meta = {"output_token_ids": row[:n_new]} if keep_ids else {}
+            results.append(GenOutput(text, new_tokens=n_new, meta=meta))
         return results
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     @functools.cached_property
     def _cache_kwarg(self) -> str:

@@ -27,7 +27,7 @@ then converted to RGB:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -129,6 +129,21 @@ def input_size(grid_thw: Sequence[int], patch_size: int) -> list[int]:
     these coordinates)."""
     _, gh, gw = (int(x) for x in grid_thw)
     return [gw * patch_size, gh * patch_size]
+
+
+def answer_text(
+    token_ids: Sequence[int],
+    stop_ids: Sequence[int],
+    stops: Sequence[str],
+    decode: Callable[[list[int]], str],
+) -> tuple[str, int]:
+    """(text, new tokens) of one generated row, whichever backend generated it: up to the
+    first stop id, decoded (special tokens skipped), cut at the first stop string, stripped."""
+    row = list(token_ids)
+    stop_set = set(stop_ids)
+    n = next((i for i, t in enumerate(row) if t in stop_set), len(row))
+    text = cut_at_stops(decode(row[:n]), stops).strip()
+    return text, min(n + 1, len(row))
 
 
 def cut_at_stops(text: str, stops: Sequence[str]) -> str:

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 # Families vLLM serves with the same chat prompts as the transformers backend.
 SUPPORTED_FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 # ---- pure functions: our requests -> vLLM inputs ------------------------------------------
@@ -163,20 +162,6 @@ def option_logprob_sum(prompt_logprobs: Sequence[Any], option_ids: Sequence[int]
         lp = entry[tok]
         total += float(getattr(lp, "logprob", lp))
     return total
-
-
-def answer_text(
-    token_ids: Sequence[int],
-    stop_ids: Sequence[int],
-    stops: Sequence[str],
-    decode: Callable[[list[int]], str],
-) -> tuple[str, int]:
-    """(text, new tokens) exactly as the transformers backend makes them: up to the first
-    stop id, special tokens skipped, cut at the first stop string, stripped."""
-    row = list(token_ids)
-    n = next((i for i, t in enumerate(row) if t in set(stop_ids)), len(row))
-    text = pp.cut_at_stops(decode(row[:n]), stops).strip()
-    return text, min(n + 1, len(row))
 
 
 def resized(image, processor) -> tuple[Any, list[int]]:
@@ -314,7 +299,7 @@ class VLLMRunner(Runner):
             kw = engine_kwargs(
                 self.path,
                 self.options,
-                dtype=_DTYPES.get(self.dtype, self.dtype),
+                dtype=self.dtype,
                 max_images=max_images,
                 image_size=self.inputs.image_size,
             )
@@ -432,7 +417,7 @@ class VLLMRunner(Runner):
         rid = item.request.id
         if item.options is None:
             comp = out.outputs[0]
-            text, new = answer_text(
+            text, new = pp.answer_text(
                 comp.token_ids,
                 self.stop_ids,
                 item.request.generation.stop,  # type: ignore[union-attr]

@@ -12,10 +12,10 @@ import torch
 from qwenvl_eval.errors import UserError
 from qwenvl_eval.model import preprocess as pp
 from qwenvl_eval.model.base import RunnerOptions
+from qwenvl_eval.model.preprocess import answer_text
 from qwenvl_eval.model.presets import resolve_model
 from qwenvl_eval.model.vllm import (
     InputBuilder,
-    answer_text,
     engine_kwargs,
     generation_notes,
     option_logprob_sum,
