@@ -22,7 +22,6 @@ from .interrupt import Interrupted
 from .model import backends
 from .model.base import RunnerOptions
 from .model.loader import load_runner
-from .model.presets import family_of
 from .parallel import Ranks
 from .results.provenance import environment
 from .results.report import build_results, write_results
@@ -63,7 +62,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     backends.check_options(config.backend, config.backend_options)
     names = registry.resolve(config.tasks)  # validate() refused an empty --tasks
     data_root = resolve_data_root(config.data_dir)
-    family = family_of(config.model, config.family).info
+    family = backends.family(config.backend, config.model, config.family).info
     runs = [
         prepare_task(
             n,

@@ -17,6 +17,7 @@ from ..errors import UserError
 
 if TYPE_CHECKING:
     from .base import Runner, RunnerOptions
+    from .families import Family
     from .presets import ResolvedModel
 
 
@@ -32,6 +33,9 @@ class Backend:
     description: str = ""
     # "module:callable" (spec, family) -> ResolvedModel: what --model names for this engine.
     resolver: str = "qwenvl_eval.model.presets:resolve_model"
+    # "module:callable" (spec, family) -> Family, resolving nothing heavy: requests are built
+    # (and data mistakes shown) before the model is resolved or loaded.
+    family_of: str = "qwenvl_eval.model.presets:family_of"
 
 
 BACKENDS: dict[str, Backend] = {
@@ -73,6 +77,7 @@ BACKENDS: dict[str, Backend] = {
             description="a served OpenAI-compatible endpoint (vllm serve, SGLang, ...)",
             # A served model needs no local weights: --model only tells the family.
             resolver="qwenvl_eval.model.openai_api:endpoint_model",
+            family_of="qwenvl_eval.model.openai_api:endpoint_family",
         ),
     ]
 }
@@ -139,23 +144,30 @@ def provenance(name: str) -> dict[str, Any]:
     }
 
 
+def family(name: str, spec: str, family: str | None) -> Family:
+    """The family of the model `--model` names, as this backend knows it."""
+    return _import(get_backend(name).family_of)(spec, family)
+
+
 def resolve(name: str, spec: str, family: str | None) -> ResolvedModel:
     """The model `--model` names, as this backend needs it (local weights, or a served name)."""
-    return _import(name, get_backend(name).resolver)(spec, family)
+    return _import(get_backend(name).resolver)(spec, family)
 
 
 def load(name: str, model: ResolvedModel, options: RunnerOptions) -> Runner:
-    return _import(name, get_backend(name).loader)(model, options)
-
-
-def _import(name: str, target: str) -> Any:
-    module, attr = target.split(":")
     try:
-        return getattr(importlib.import_module(module), attr)
+        # The engine's library is imported when the engine is chosen: by its module, or by
+        # its loader (vllm, openai import theirs on construction).
+        return _import(get_backend(name).loader)(model, options)
     except ImportError as exc:
         if (exc.name or "").startswith("qwenvl_eval"):
             raise  # our own bug, not a missing engine
         raise UserError(
-            f"--backend {name}: cannot import {exc.name or module} ({exc}); "
+            f"--backend {name}: cannot import {exc.name} ({exc}); "
             f"install it with: pip install 'qwenvl-eval[{name}]'"
         ) from None
+
+
+def _import(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)

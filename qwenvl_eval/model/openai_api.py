@@ -110,16 +110,17 @@ def open_endpoint(model: ResolvedModel, options: RunnerOptions) -> Runner:
     return OpenAIRunner(model, options, endpoint)
 
 
+def endpoint_family(spec: str, family: str | None = None) -> Family:
+    """No local weights are needed for a served model, so a Hub id not in the local cache is
+    fine: its family then comes from its name (or from --family)."""
+    return family_of(spec, family, otherwise=_family_from_name)
+
+
 def endpoint_model(spec: str, family: str | None = None) -> ResolvedModel:
     """The model as far as the harness needs it for a served endpoint: its family (prompts,
-    box format). No local weights are needed, so a Hub id not in the local cache is fine:
-    the family then comes from its name or from --family."""
+    box format)."""
     preset = spec if spec in PRESETS else None
-    if family or preset or Path(spec).expanduser().is_dir():
-        fam = family_of(spec, family)
-    else:
-        fam = _family_from_name(spec)
-    return ResolvedModel(spec, Path(spec), fam, None, preset)
+    return ResolvedModel(spec, Path(spec), endpoint_family(spec, family), None, preset)
 
 
 def _family_from_name(spec: str) -> Family:

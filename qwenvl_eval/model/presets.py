@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +142,12 @@ def quiet_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def family_of(spec: str, family: str | None = None) -> Family:
-    """The model's family without building or loading anything (for preparing requests)."""
+def family_of(
+    spec: str, family: str | None = None, *, otherwise: Callable[[str], Family] | None = None
+) -> Family:
+    """The model's family without building or loading anything (for preparing requests).
+    A spec that is no preset and no folder is a Hub id, looked up in the local HF cache,
+    unless `otherwise` tells its family another way."""
     if family:
         return get_family(family)
     if spec in PRESETS:
@@ -151,7 +155,7 @@ def family_of(spec: str, family: str | None = None) -> Family:
     path = Path(spec).expanduser()
     if path.is_dir():
         return _family_of_folder(path)
-    return resolve_model(spec).family
+    return otherwise(spec) if otherwise is not None else resolve_model(spec).family
 
 
 def _family_of_folder(path: Path, name: str | None = None) -> Family:

@@ -268,13 +268,8 @@ class VLLMRunner(Runner):
                 "runs the paper's raw prompts (image paths inside <img></img>), which vLLM's "
                 "Qwen-VL processor rewrites: use --backend hf for it"
             )
-        try:
-            import vllm
-        except ImportError as exc:
-            raise UserError(
-                f"--backend vllm: vLLM is not installed ({exc}); pip install 'qwenvl-eval[vllm]'"
-            ) from None
         import torch
+        import vllm  # missing: backends.load says how to install it
 
         self.vllm = vllm
         self.family = model.family

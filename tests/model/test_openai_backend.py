@@ -246,3 +246,29 @@ def test_option_log_prob_from_prompt_log_probs():
     }
     with pytest.raises(ValueError):
         option_logprob([*entries, two], " A")
+
+
+def test_a_served_hub_id_needs_no_local_cache_to_prepare_requests(monkeypatch, tmp_path):
+    # The run prepares every task's requests before the model is resolved: for a served model
+    # the family comes from its name, not from a local HF cache lookup that would fail.
+    from qwenvl_eval.model import backends
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-home" / "hub"))
+    spec = "Qwen/Qwen2.5-VL-72B-Instruct"
+    assert backends.family("openai", spec, None) is QWEN2_5_VL
+    with pytest.raises(UserError, match="local"):
+        backends.family("hf", spec, None)
+
+
+def test_a_missing_client_library_names_the_install_command(monkeypatch):
+    import sys
+
+    from qwenvl_eval.model import backends
+    from qwenvl_eval.model.base import RunnerOptions
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # import openai -> ImportError
+    model = backends.resolve("openai", "tiny-qwen2-vl", None)
+    options = RunnerOptions(backend="openai", extra={"base_url": "http://127.0.0.1:9/v1"})
+    with pytest.raises(UserError, match=r"pip install 'qwenvl-eval\[openai\]'"):
+        backends.load("openai", model, options)
