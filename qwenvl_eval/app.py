@@ -147,13 +147,6 @@ def _write_results(run_dir: Path, results: dict[str, Any]) -> tuple[Path, Path]:
         raise storage_error(run_dir / "results.json", exc) from None
 
 
-def _task_limit(entry: Any, default: int | None) -> int | None:
-    try:
-        return int(entry["counts"]["items"])
-    except (KeyError, TypeError, ValueError):
-        return default
-
-
 def merge_previous_tasks(store: PredictionStore, results: dict[str, Any]) -> dict[str, Any]:
     """A run on a subset of tasks keeps the other tasks' entries of the same run directory's
     results.json (their predictions are still there)."""
@@ -177,7 +170,7 @@ def merge_previous_tasks(store: PredictionStore, results: dict[str, Any]) -> dic
 
 def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
     """Re-score a finished run's saved outputs with the current task and metric code."""
-    from .evaluator import rescore_task
+    from .evaluator import prepare_saved_task, rescore_task
     from .model.families import get_family
 
     path = run_dir / "results.json"
@@ -189,21 +182,8 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
         raise UserError(f"{path}: not found; expected a run directory") from None
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: unreadable results file ({exc})") from None
-    data_root = resolve_data_root(data_dir if data_dir is not None else config["data_dir"])
     store = PredictionStore(run_dir)
-    runs = [
-        prepare_task(
-            n,
-            data_root,
-            family,
-            # Tasks merged in from earlier runs may have had another --limit.
-            limit=_task_limit(previous["tasks"].get(n), config.get("limit")),
-            seed=config["seed"],
-            gen_overrides=config.get("gen_kwargs") or {},
-            data_layout=config.get("data_layout", "auto"),
-        )
-        for n in previous["tasks"]
-    ]
+    runs = [prepare_saved_task(previous, n, data_dir) for n in previous["tasks"]]
     task_results = [rescore_task(r, store, family) for r in runs]
     results = build_results(
         config=config,

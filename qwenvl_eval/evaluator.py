@@ -144,6 +144,33 @@ def prepare_task(
     return TaskRun(task, docs, requests, prompt_hash, limited)
 
 
+def prepare_saved_task(results: dict[str, Any], task: str, data_dir: str | None = None) -> TaskRun:
+    """A task of a finished run prepared again as the run prepared it (its data root and
+    layout, seed, generation overrides, and the task's own item count: tasks merged in from
+    earlier runs may have had another --limit), for `rescore` and `report`."""
+    from .model.families import get_family
+    from .tasks.data.locate import resolve_data_root
+
+    config = results["config"]
+    root = resolve_data_root(data_dir if data_dir is not None else config.get("data_dir"))
+    return prepare_task(
+        task,
+        root,
+        get_family(results["model"]["family"]).info,
+        limit=_task_limit(results["tasks"].get(task), config.get("limit")),
+        seed=config.get("seed") or 0,
+        gen_overrides=config.get("gen_kwargs") or {},
+        data_layout=config.get("data_layout", "auto"),
+    )
+
+
+def _task_limit(entry: Any, default: int | None) -> int | None:
+    try:
+        return int(entry["counts"]["items"])
+    except (KeyError, TypeError, ValueError):
+        return default
+
+
 def _answer(runner: Runner, requests: Sequence[Request]) -> Iterator[Response]:
     gen = [r for r in requests if isinstance(r, GenerateRequest)]
     score = [r for r in requests if isinstance(r, ScoreRequest)]

@@ -141,3 +141,19 @@ def test_failed_items_are_retried_on_resume_but_not_by_the_data_parallel_merge(
     rerun = FakeRunner()
     (result,) = evaluate([run], rerun, store)
     assert rerun.seen == ["q2"] and result.counts["errors"] == 0
+
+
+def test_a_saved_task_is_prepared_with_its_own_item_count(toy_task, data_root):
+    # rescore and report rebuild a run's tasks from results.json; a task merged in from an
+    # earlier, smaller --limit keeps its own items.
+    from qwenvl_eval.evaluator import prepare_saved_task
+
+    results = {
+        "config": {"data_dir": str(data_root), "limit": None, "seed": 0, "gen_kwargs": {}},
+        "model": {"family": "qwen2-vl"},
+        "tasks": {"toy": {"counts": {"items": 2}}},
+    }
+    run = prepare_saved_task(results, "toy")
+    assert [d.id for d in run.docs] == ["q0", "q1"]
+    results["tasks"]["toy"] = {}
+    assert len(prepare_saved_task(results, "toy").docs) == 6

@@ -28,9 +28,11 @@ REFERENCE_FIELDS = ("answers", "answer", "references", "bbox", "choices")
 def _thumbnail(doc: Document | None) -> tuple[str | None, list[int] | None]:
     if doc is None or not doc.images:
         return None, None
+    from ..model.preprocess import ImageDecodeError, decode_image
+
     try:
-        im = doc.images[0].open()
-    except OSError:
+        im = decode_image(doc.images[0])  # bounded, as the model's own decoding
+    except (OSError, ImageDecodeError):
         return None, None
     size = list(im.size)
     im.thumbnail((THUMB, THUMB))
@@ -62,21 +64,10 @@ def _box(v: Any) -> list[float] | None:
 
 def _load_docs(run: Run, task: str, data_dir: str | None) -> tuple[dict, dict, str | None]:
     """The task's documents and requests, read again from the data the run used."""
-    from ..evaluator import prepare_task
-    from ..model.families import get_family
-    from ..tasks.data.locate import resolve_data_root
+    from ..evaluator import prepare_saved_task
 
-    config = run.results["config"]
     try:
-        root = resolve_data_root(data_dir if data_dir is not None else config.get("data_dir"))
-        prepared = prepare_task(
-            task,
-            root,
-            get_family(run.family).info,
-            limit=config.get("limit"),
-            seed=config.get("seed") or 0,
-            gen_overrides=config.get("gen_kwargs") or {},
-        )
+        prepared = prepare_saved_task(run.results, task, data_dir)
     except UserError as exc:
         return {}, {}, f"images and prompts unavailable: {exc}"
     return (
@@ -119,10 +110,12 @@ def build_report(
     run: Run, baseline: Run | None = None, *, data_dir: str | None = None, max_items: int = 200
 ) -> str:
     tasks_data = []
+    docs_of: dict[str, dict] = {}
     for task in task_order(list(run.tasks)):
         head = run.headline(task)
         key = ITEM_KEY.get(head or "", head)
         docs, requests, problem = _load_docs(run, task, data_dir)
+        docs_of[task] = docs
         items = run.items(task)
         rows = [_item_row(it, docs.get(it.id), requests.get(it.id), key) for it in items]
         tasks_data.append(
@@ -138,14 +131,12 @@ def build_report(
     flips = []
     if baseline is not None:
         cmp = compare_runs(baseline, run, max_drop=0.0, resamples=1000)
-        base_docs: dict[str, dict] = {}
         gated = {(d.task, d.metric) for d in cmp.diffs if d.gated}
         for f in cmp.flips:
             if (f.task, f.metric) not in gated:  # one entry per item: the headline metric
                 continue
-            if base_docs.get(f.task) is None:
-                base_docs[f.task] = _load_docs(run, f.task, data_dir)[0]
-            img, size = _thumbnail(base_docs[f.task].get(f.id))
+            # Flips pair items of both runs: the task's documents were read above.
+            img, size = _thumbnail(docs_of.get(f.task, {}).get(f.id))
             flips.append(
                 {
                     "task": f.task,
