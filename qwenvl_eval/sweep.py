@@ -10,6 +10,7 @@ from . import registry
 from .app import run as run_app
 from .config import RunConfig
 from .evaluator import Progress
+from .results.paper import shot_task
 
 
 @dataclass
@@ -18,10 +19,6 @@ class SweepResult:
     png: Path
     svg: Path
     table: Path
-
-
-def shot_task(task: str, shots: int) -> str:
-    return task if shots == 0 else f"{task}_{shots}shot"
 
 
 def fewshot_sweep(

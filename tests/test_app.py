@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from qwenvl_eval import app
 from qwenvl_eval.config import RunConfig
-from qwenvl_eval.results.tables import leaderboard
+from qwenvl_eval.results.render import to_markdown
+from qwenvl_eval.results.runs import Run
+from qwenvl_eval.results.scoretable import runs_table
 from tests.fakes import FakeRunner, write_toy_data
 
 
@@ -93,7 +96,8 @@ def test_rescore_uses_saved_outputs_without_a_model(setup, monkeypatch):
 def test_leaderboard_shows_headline_per_model(setup):
     config, _ = setup
     res = app.run(config).results
-    table = leaderboard([res, res | {"config": res["config"] | {"model": "other"}}])
+    other = res | {"config": res["config"] | {"model": "other"}}
+    table = to_markdown(runs_table([Run(Path("a"), res), Run(Path("b"), other)]))
     header, _, first, second = table.splitlines()
     assert [c.strip() for c in header.split("|")[1:-1]] == ["model", "toy"]
     # equal scores: both are the best of the column

@@ -27,6 +27,14 @@ BOOTSTRAP_SEED = 20230824
 CORRECT = 0.5  # an item counts as right when its per-item score is >= this (fractions only)
 
 
+def is_right(key: str, score: float) -> bool | None:
+    """Whether an item's score on metric `key` counts as right; None for metrics whose
+    per-item scores are no fractions of right (CIDEr), where right and wrong mean nothing."""
+    if PER_ITEM_SCALE.get(key, 100.0) != 100.0:
+        return None
+    return score >= CORRECT
+
+
 @dataclass
 class MetricDiff:
     task: str
@@ -172,8 +180,8 @@ def compare_runs(
             out.diffs.append(d)
             if scale == 100.0:
                 for i in ids:
-                    was = b_items[i].score.get(key, 0.0) >= CORRECT
-                    now = c_items[i].score.get(key, 0.0) >= CORRECT
+                    was = is_right(key, b_items[i].score.get(key, 0.0))
+                    now = is_right(key, c_items[i].score.get(key, 0.0))
                     if was != now:
                         out.flips.append(
                             Flip(

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..types import Document, GenerateRequest, Image, ItemResult, ScoreRequest, Text
-from .compare import CORRECT, ITEM_KEY, PER_ITEM_SCALE, compare_runs
+from .compare import ITEM_KEY, compare_runs, is_right
 from .render import to_html
 from .runs import Run
 from .scoretable import runs_table, task_order
@@ -84,9 +84,7 @@ def _item_row(
     fields = doc.fields if doc else {}
     refs = {k: fields[k] for k in REFERENCE_FIELDS if k in fields}
     score = it.score.get(key) if key else None
-    wrong = (
-        score is not None and PER_ITEM_SCALE.get(key or "", 100.0) == 100.0 and (score < CORRECT)
-    )
+    wrong = score is not None and is_right(key or "", score) is False
     row: dict[str, Any] = {
         "id": it.id,
         "prompt": _prompt_text(request),

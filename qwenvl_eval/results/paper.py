@@ -190,6 +190,11 @@ def _mark_drop_last(
 _SHOT = re.compile(r"^(?P<base>.+)_(?P<n>\d+)shot$")
 
 
+def shot_task(task: str, shots: int) -> str:
+    """The few-shot variant's name (the base task for 0 shots); shots_of is its inverse."""
+    return task if shots == 0 else f"{task}_{shots}shot"
+
+
 def shots_of(task: str) -> tuple[str, int]:
     m = _SHOT.match(task)
     return (m["base"], int(m["n"])) if m else (task, 0)
@@ -230,7 +235,7 @@ def figure4_table(runs: list[Run]) -> ScoreTable:
             vals = [pts.get(n, math.nan) for n in SHOTS]
             refs = [ref.get(base, {}).get(n, math.nan) for n in SHOTS]
             for j, n in enumerate(SHOTS):
-                task = base if n == 0 else f"{base}_{n}shot"
+                task = shot_task(base, n)
                 holder = next((r for r in runs if r.label == label and task in r.tasks), None)
                 for reason in protocol_differences(holder, task) if holder else []:
                     marks += [(len(rows), j, reason), (len(rows) + 1, j, reason)]
