@@ -12,7 +12,7 @@ from typing import Any
 
 from ... import registry
 from ...errors import UserError
-from .formats import LAYOUTS, MissingData, describe, select
+from .formats import MissingData, check_layout, describe, select
 from .locate import resolve_data_root
 
 
@@ -76,7 +76,6 @@ def check_task(name: str, root: Path, layout: str = "auto") -> CheckRow:
 
 
 def check_tasks(names: list[str], data_dir: str | None, layout: str = "auto") -> list[CheckRow]:
-    if layout not in LAYOUTS:
-        raise UserError(f"--data-layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+    check_layout(layout)
     root = resolve_data_root(data_dir)
     return [check_task(n, root, layout) for n in names]

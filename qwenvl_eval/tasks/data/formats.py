@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ...errors import DataError, UserError
 from ...types import Document
@@ -36,8 +36,6 @@ class Format:
     layout: str
     needs: tuple[Path, ...]
     read: Callable[[], list[Document]] = field(compare=False)
-    # Extra files read when present (e.g. an optional annotations file), for the record.
-    also: tuple[Path, ...] = ()
     why: str = ""  # why `needs` holds what it holds, shown when something is missing
 
     def present(self) -> bool:
@@ -49,7 +47,7 @@ class Format:
     def files(self) -> list[Path]:
         """The data files read (folders expanded to the files directly in them)."""
         out: list[Path] = []
-        for p in (*self.needs, *(a for a in self.also if a.exists())):
+        for p in self.needs:
             if (p / "state.json").is_file():  # a save_to_disk folder: its arrow files
                 out.extend(sorted(c for c in p.iterdir() if c.is_file()))
             elif not p.is_dir():  # image folders are needed, not read as data
@@ -76,13 +74,6 @@ class MissingData(DataError):
         self.formats = formats
 
 
-class FormatSource(Protocol):
-    subdir: str
-    split_size: int | None
-
-    def formats(self, root: Path) -> list[Format]: ...
-
-
 class SplitSource:
     """Base of the readers: `load` and `expected` from the one `formats` declaration."""
 
@@ -100,9 +91,13 @@ class SplitSource:
             return list(exc.formats[0].needs)
 
 
-def allowed(formats: list[Format], layout: str, where: str) -> list[Format]:
+def check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
         raise UserError(f"--data-layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+
+
+def allowed(formats: list[Format], layout: str, where: str) -> list[Format]:
+    check_layout(layout)
     kept = [f for f in formats if layout == "auto" or f.layout == layout]
     if not kept:
         layouts = sorted({f.layout for f in formats})

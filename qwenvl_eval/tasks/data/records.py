@@ -62,10 +62,6 @@ def ident(row: dict[str, Any], key: str, *, source: Path, item: str) -> str:
     return str(value)
 
 
-def first_existing(candidates: list[Path]) -> Path | None:
-    return next((p for p in candidates if p.is_file()), None)
-
-
 def require(
     row: Any, key: str, types: type | tuple[type, ...], *, source: Path | str, item: str
 ) -> Any:

@@ -22,6 +22,7 @@ subsets, and with 3 answers a perfect prediction would score 0.667.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,20 +77,30 @@ def _doc(
     return Document(id=str(qid), images=(image,), fields=fields)
 
 
-def read_vqa_annotations(apath: Path) -> dict[str, list[str]]:
-    """A VQA-format annotations file: question id (as a string) -> its 10 answers. A
-    question id given twice is refused (the last one would silently win)."""
+def _annotations_by_qid(
+    apath: Path, qid_types: type | tuple[type, ...], key: Callable[[Any], Any] = lambda q: q
+) -> dict[Any, dict]:
+    """A VQA-format annotations file: key(question id) -> its annotation. A question id
+    given twice is refused (the last one would silently win)."""
     annotations = read_json(apath)
     alist = annotations.get("annotations") if isinstance(annotations, dict) else None
     if not isinstance(alist, list):
         raise DataError(apath, "expected an object with an 'annotations' list", field="annotations")
-    out: dict[str, list[str]] = {}
+    out: dict[Any, dict] = {}
     for n, ann in enumerate(alist):
-        qid = str(require(ann, "question_id", (int, str), source=apath, item=f"#{n}"))
+        qid = key(require(ann, "question_id", qid_types, source=apath, item=f"#{n}"))
         if qid in out:
-            raise DataError(apath, "duplicate question id", item=qid, field="question_id")
-        out[qid] = answer_strings(ann.get("answers"), source=apath, item=qid)
+            raise DataError(apath, "duplicate question id", item=str(qid), field="question_id")
+        out[qid] = ann
     return out
+
+
+def read_vqa_annotations(apath: Path) -> dict[str, list[str]]:
+    """Question id (as a string) -> its 10 answers."""
+    return {
+        qid: answer_strings(ann.get("answers"), source=apath, item=qid)
+        for qid, ann in _annotations_by_qid(apath, (int, str), str).items()
+    }
 
 
 # -- official formats -----------------------------------------------------------------------
@@ -123,20 +134,7 @@ class VQAPairFormat:
         answers_by_qid: dict[int, dict] | None = None
         apath = task_dir / self.annotations if self.annotations else None
         if apath is not None:
-            annotations = read_json(apath)
-            alist = annotations.get("annotations") if isinstance(annotations, dict) else None
-            if not isinstance(alist, list):
-                raise DataError(
-                    apath, "expected an object with an 'annotations' list", field="annotations"
-                )
-            answers_by_qid = {}
-            for n, ann in enumerate(alist):
-                qid = require(ann, "question_id", int, source=apath, item=f"#{n}")
-                if qid in answers_by_qid:
-                    raise DataError(
-                        apath, "duplicate question id", item=str(qid), field="question_id"
-                    )
-                answers_by_qid[qid] = ann
+            answers_by_qid = _annotations_by_qid(apath, int)
         images = ImageCache(task_dir, shared=data_root / "coco", root=data_root)
         docs: list[Document] = []
         for n, q in enumerate(qlist):
