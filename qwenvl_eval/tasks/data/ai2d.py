@@ -58,12 +58,7 @@ def _from_jsonl(path: Path, root: Path) -> list[Document]:
             if ("question_id" in row)
             else str(n)
         )
-        answer = row.get("answer")
-        answers = (
-            [answer]
-            if isinstance(answer, str)
-            else rec.texts(row, "answer", source=path, item=item)
-        )
+        answers = rec.text_or_texts(row, "answer", source=path, item=item)
         rel = strip_data_prefix(rec.text(row, "image", source=path, item=item))
         image = images.get(rel, source=path, item=item, field="image")
         docs.append(

@@ -93,12 +93,7 @@ class DocVQAData(SplitSource):
             answers: list[str] = []
             if self.has_answers:
                 key = "answers" if "answers" in row else "answer"
-                value = row.get(key)
-                answers = (
-                    [value]
-                    if isinstance(value, str)
-                    else rec.texts(row, key, source=path, item=item)
-                )
+                answers = rec.text_or_texts(row, key, source=path, item=item)
             question = rec.text(row, "question", source=path, item=item)
             docs.append(_document(item, image, question, answers, row["question_id"]))
         return rec.check_unique(docs, path)

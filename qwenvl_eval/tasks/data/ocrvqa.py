@@ -94,12 +94,7 @@ def _from_jsonl(path: Path, root: Path) -> list[Document]:
         item = rec.ident(row, "question_id", source=path, item=f"line {n}")
         rel = strip_data_prefix(rec.text(row, "image", source=path, item=item))
         image = images.get(rel, source=path, item=item, field="image")
-        answer = row.get("answer")
-        answers = (
-            [answer]
-            if isinstance(answer, str)
-            else rec.texts(row, "answer", source=path, item=item)
-        )
+        answers = rec.text_or_texts(row, "answer", source=path, item=item)
         question = rec.text(row, "question", source=path, item=item)
         docs.append(
             Document(id=item, images=(image,), fields={"question": question, "answers": answers})

@@ -51,6 +51,12 @@ def texts(
     return [v if isinstance(v, str) else str(v) for v in value]
 
 
+def text_or_texts(row: dict[str, Any], key: str, *, source: Path, item: str) -> list[str]:
+    """One string or a list of them, as a list (eval_mm writes `answer` either way)."""
+    value = row.get(key)
+    return [value] if isinstance(value, str) else texts(row, key, source=source, item=item)
+
+
 def ident(row: dict[str, Any], key: str, *, source: Path, item: str) -> str:
     """An id field (int or string) as a string."""
     value = row.get(key)
