@@ -62,7 +62,8 @@ class TaskRun:
     prompt_hash: str
     limited: bool = False  # --limit cut the split short
     by_id: dict[str, Document] = field(init=False)
-    # Request fingerprints, computed (and so validated) before any model loads.
+    # Request fingerprints, computed (and so validated) before any model loads; the one
+    # place they are kept.
     fingerprints: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -202,7 +203,7 @@ def score_item(
         extra["options"] = [asdict(o) for o in response.options]
     return ItemResult(
         id=response.id,
-        prompt_hash=run.fingerprints.get(request.id) or request.fingerprint(),
+        prompt_hash=run.fingerprints[request.id],  # computed once, before the model loaded
         output=response.text,
         answer=scored.answer,
         score=scored.scores,

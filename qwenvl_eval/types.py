@@ -119,18 +119,8 @@ class GenerateRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        return _memo(
-            self,
-            lambda: _hash(
-                [
-                    "generate",
-                    self.style,
-                    self.system,
-                    _parts_key(self.parts),
-                    _generation_key(self.generation),
-                ]
-            ),
-        )
+        parts = _parts_key(self.parts)
+        return _hash(["generate", self.style, self.system, parts, _generation_key(self.generation)])
 
 
 @dataclass(frozen=True)
@@ -144,10 +134,7 @@ class ScoreRequest:
     system: str | None = None
 
     def fingerprint(self) -> str:
-        return _memo(
-            self,
-            lambda: _hash(["score", self.style, self.system, _parts_key(self.parts), self.options]),
-        )
+        return _hash(["score", self.style, self.system, _parts_key(self.parts), self.options])
 
 
 Request = GenerateRequest | ScoreRequest
@@ -245,16 +232,6 @@ def _generation_key(gen: Generation) -> dict[str, Any]:
 
 def _parts_key(parts: tuple[Part, ...]) -> list[Any]:
     return [["text", p.text] if isinstance(p, Text) else ["image", p.image.key] for p in parts]
-
-
-def _memo(request: Any, compute: Any) -> str:
-    """A frozen request's fingerprint, computed once: the evaluator and the store ask for it
-    several times per item."""
-    fp = request.__dict__.get("_fingerprint")
-    if fp is None:
-        fp = compute()
-        object.__setattr__(request, "_fingerprint", fp)
-    return fp
 
 
 def _hash(obj: Any) -> str:
