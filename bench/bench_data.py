@@ -165,7 +165,8 @@ def main() -> None:
                 score_item(run, r, Response(id=r.id, text="yes"), QWEN_VL.info)
                 for r in run.requests
             ]
-            return run.task.aggregate(items, run.by_id)
+            out = run.task.aggregate(items, run.by_id)
+            return getattr(out, "metrics", out)  # older versions return the metrics dict
 
         metrics = timed("score every item + aggregate", score_all)
         print(f"  -> {len(run.requests)} items, vqa_acc {metrics['vqa_acc']:.2f}")

@@ -170,7 +170,7 @@ def tiny_model(family: str):
 
 def real_size_model(name: str, workdir: Path):
     """A checkpoint folder with the real architecture's config.json and the tiny tokenizer; the
-    runner builds random weights on the device (options.extra random_weights)."""
+    runner builds random weights on the device (the hf backend option random_weights)."""
     from qwenvl_eval.model.families import QWEN2_VL
     from qwenvl_eval.model.presets import ResolvedModel
     from qwenvl_eval.model.tiny import build_qwen2_vl
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             max_batch_tokens=args.max_batch_tokens,
             preprocess_workers=args.workers,
-            extra={"output_token_ids": True, "random_weights": real},
+            backend_options={"output_token_ids": True, "random_weights": real},
         )
         runner = HFRunner(model, opts)
         fp32 = runner.dtype == torch.float32

@@ -64,7 +64,7 @@ def materialise(model, workdir: Path, device: str):
     from qwenvl_eval.model.presets import ResolvedModel
 
     runner = HFRunner(
-        model, RunnerOptions(device=device, dtype="bf16", extra={"random_weights": True})
+        model, RunnerOptions(device=device, dtype="bf16", backend_options={"random_weights": True})
     )
     runner.model.save_pretrained(model.path, safe_serialization=True)
     runner.close()
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             extra["enforce_eager"] = True
         vl = VLLMRunner(
-            model, RunnerOptions(device=device, dtype=dtype, backend="vllm", extra=extra)
+            model, RunnerOptions(device=device, dtype=dtype, backend="vllm", backend_options=extra)
         )
         t0 = time.perf_counter()
         list(vl.generate(reqs[:4]))  # engine start-up + warm-up, reported apart

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             max_pixels=args.max_pixels,
             preprocess_workers=args.workers,
             seed=args.seed,
-            extra={"output_token_ids": True, "random_weights": real},
+            backend_options={"output_token_ids": True, "random_weights": real},
         )
         if real:
             torch.manual_seed(args.seed)  # the random weights

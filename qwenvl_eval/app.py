@@ -20,11 +20,11 @@ from .evaluator import (
 )
 from .interrupt import Interrupted
 from .model import backends
-from .model.base import RunnerOptions
 from .model.loader import load_runner
 from .parallel import Ranks
 from .results.provenance import environment
-from .results.report import build_results, write_results
+from .results.results_file import ModelRecord, ResultsFile, write_results
+from .results.rundir import RunDir
 from .results.store import PredictionStore
 from .tasks.data.locate import resolve_data_root
 
@@ -38,40 +38,24 @@ class RunOutcome:
     primary: bool = True  # False on data-parallel ranks other than 0: rank 0 writes results
 
 
-def runner_options(config: RunConfig) -> RunnerOptions:
-    return RunnerOptions(
-        device=config.device,
-        dtype=config.dtype,
-        batch_size=config.batch_size,
-        max_batch_tokens=config.max_batch_tokens,
-        min_pixels=config.min_pixels,
-        max_pixels=config.max_pixels,
-        compile=config.compile,
-        trust_remote_code=config.trust_remote_code,
-        seed=config.seed,
-        preprocess_workers=config.preprocess_workers,
-        backend=config.backend,
-        extra=dict(config.backend_options),
-    )
-
-
 def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     config.validate()
     ranks = Ranks.from_env()  # torchrun / accelerate launch: this process's part of the items
-    seed_everything(config.seed)
-    backends.check_options(config.backend, config.backend_options)
+    settings = config.runner
+    seed_everything(settings.seed)
     names = registry.resolve(config.tasks)  # validate() refused an empty --tasks
     data_root = resolve_data_root(config.data_dir)
-    family = backends.family(config.backend, config.model, config.family).info
+    family = backends.family(settings.backend, config.model, config.family).info
     runs = [
         prepare_task(
             n,
             data_root,
             family,
             limit=config.limit,
-            seed=config.seed,
+            seed=settings.seed,
             gen_overrides=config.gen_kwargs,
             data_layout=config.data_layout,
+            item_set=config.item_set,
         )
         for n in names
     ]
@@ -79,9 +63,10 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         failure_limit(config.max_failures, sum(len(r.requests) for r in runs)),
         config.max_failures,
     )
-    model = backends.resolve(config.backend, config.model, config.family)
+    model = backends.resolve(settings.backend, config.model, config.family)
+    weights = checkpoint_id(settings.backend, model.path)
 
-    runner = load_runner(model, ranks.runner_options(runner_options(config)))
+    runner = load_runner(model, ranks.runner_options(settings))
     check_supported(runs, runner)  # before any request: tasks this engine cannot answer
     store: PredictionStore | None = None
     try:
@@ -91,33 +76,34 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         )
         store = ranks.store(Path(config.output_dir) / run_dir_name(config.model, fingerprint))
         # One writer per run directory; the ranks of one distributed run each hold their own.
-        if ranks.is_main:
-            store.lock()
-        else:
-            store.lock(f".lock-rank{ranks.rank}")
+        store.lock(None if ranks.is_main else ranks.rank)
         ranks.barrier("run directory lock")
-        store.check_fingerprint(fingerprint, resume=config.resume)
+        store.check_fingerprint(fingerprint, resume=config.resume, weights_id=weights)
         if not config.resume:
             ranks.discard(store, names)  # the normal file and every rank file
         task_results = ranks.evaluate(runs, runner, store, progress, budget)
         if task_results is None:  # a data-parallel rank other than 0
-            paths = store.run_dir / "results.json", store.run_dir / "results.md"
-            return RunOutcome(store.run_dir, {}, *paths, primary=False)
-        results = build_results(
-            config=config.to_json(),
-            model={
-                "spec": model.spec,
-                "path": str(model.path),
-                "revision": model.revision,
-                "preset": model.preset,
-                "family": model.family.name,
-                **backends.provenance(config.backend),
-                **runner.provenance(),  # after the run: remote backends learn as they go
-            },
-            environment=environment() | ranks.describe(),
-            runner_stats=runner.stats.as_dict(),
-            tasks=task_results,
+            files = store.files
+            return RunOutcome(
+                store.run_dir, {}, files.results_json, files.results_md, primary=False
+            )
+        record = ModelRecord(
+            spec=model.spec,
+            path=str(model.path),
+            revision=model.revision,
+            preset=model.preset,
+            family=model.family.name,
+            weights_id=weights,
+            # After the run: remote backends learn as they go.
+            engine=backends.provenance(settings.backend) | runner.provenance(),
         )
+        results = ResultsFile(
+            config=config.to_json(),
+            model=record.to_json(),
+            environment=environment() | ranks.describe(),
+            throughput=runner.stats.as_dict(),
+            tasks=task_results,
+        ).to_json()
         results = merge_previous_tasks(store, results)
         json_path, md_path = _write_results(store.run_dir, results)
         failed_everywhere = all(
@@ -140,17 +126,27 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     return RunOutcome(store.run_dir, results, json_path, md_path)
 
 
+def checkpoint_id(backend: str, path: Path) -> str | None:
+    """The content identity of the weights the engine loads (None for a served model):
+    hashed before the load, which then reads the files from the page cache."""
+    if not backends.get_backend(backend).local_weights:
+        return None
+    from .model.weights import weights_id
+
+    return weights_id(Path(path))
+
+
 def _write_results(run_dir: Path, results: dict[str, Any]) -> tuple[Path, Path]:
     try:
         return write_results(run_dir, results)
     except OSError as exc:
-        raise storage_error(run_dir / "results.json", exc) from None
+        raise storage_error(RunDir(run_dir).results_json, exc) from None
 
 
 def merge_previous_tasks(store: PredictionStore, results: dict[str, Any]) -> dict[str, Any]:
     """A run on a subset of tasks keeps the other tasks' entries of the same run directory's
     results.json (their predictions are still there)."""
-    path = store.run_dir / "results.json"
+    path = store.files.results_json
     if not store.same_run or not path.exists():
         return results
     try:
@@ -172,25 +168,26 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
     """Re-score a finished run's saved outputs with the current task and metric code."""
     from .evaluator import prepare_saved_task, rescore_task
     from .model.families import get_family
+    from .results.runs import load_run
 
-    path = run_dir / "results.json"
+    # Read as table and compare read it: a newer schema_version is refused, never rewritten
+    # as this version (which would drop the fields this version does not know).
+    path = RunDir(run_dir).results_json
+    previous = load_run(run_dir).results
     try:
-        previous = json.loads(path.read_text())
         config = previous["config"]
         family = get_family(previous["model"]["family"]).info
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found; expected a run directory") from None
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise UserError(f"{path}: unreadable results file ({exc})") from None
     store = PredictionStore(run_dir)
     runs = [prepare_saved_task(previous, n, data_dir) for n in previous["tasks"]]
     task_results = [rescore_task(r, store, family) for r in runs]
-    results = build_results(
+    results = ResultsFile(
         config=config,
         model=previous["model"],
         environment=environment() | {"rescored_from": previous.get("environment")},
-        runner_stats=previous.get("throughput", {}),
+        throughput=previous.get("throughput", {}),
         tasks=task_results,
-    )
+    ).to_json()
     json_path, md_path = _write_results(run_dir, results)
     return RunOutcome(run_dir, results, json_path, md_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,10 @@ from rich.progress import (
 from rich.table import Table
 
 from .errors import UserError
+from .runflags import with_runner_flags
+
+if TYPE_CHECKING:
+    from .model.base import RunnerOptions
 
 app = typer.Typer(
     help="Evaluate Qwen-VL family models on the benchmarks of the Qwen-VL paper.",
@@ -30,6 +34,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect benchmark data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+submission_app = typer.Typer(help="Scores of server-scored splits.", no_args_is_help=True)
+app.add_typer(submission_app, name="submission")
 console = Console(stderr=True)
 out = Console()
 
@@ -67,16 +73,12 @@ class RichProgress:
         self._bar.refresh()
 
 
-def _given(**flags: Any) -> dict[str, Any]:
-    """Backend flags the user set (None: not given, the backend's own default applies)."""
-    return {k: v for k, v in flags.items() if v is not None}
-
-
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
 @app.command()
+@with_runner_flags
 def run(
     model: Annotated[
         str,
@@ -101,21 +103,14 @@ def run(
         ),
     ] = "auto",
     limit: Annotated[int | None, typer.Option(min=1, help="First N items per task.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Upper bound on a batch.")] = 8,
-    max_batch_tokens: Annotated[
-        int | None,
+    item_set: Annotated[
+        str,
         typer.Option(
-            min=1, help="Token budget per batch (padded prompt tokens incl. image tokens)."
+            help="all, or eval_mm: only the RefCOCO items the Qwen-VL repository's eval_mm "
+            "script scored (8 GPUs x batch 8; eval_mm:GPUSxBATCH for another launch)."
         ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for everything random (few-shot draws).")] = 1234,
+    ] = "all",
     output_dir: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("results"),
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
-    dtype: Annotated[
-        str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
-    ] = "auto",
-    min_pixels: Annotated[int | None, typer.Option(help="Image processor min_pixels.")] = None,
-    max_pixels: Annotated[int | None, typer.Option(help="Image processor max_pixels.")] = None,
     family: Annotated[
         str | None,
         typer.Option(
@@ -129,10 +124,6 @@ def run(
             help="Generation overrides, e.g. max_new_tokens=20,min_new_tokens=1 (recorded)."
         ),
     ] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    trust_remote_code: Annotated[
-        bool, typer.Option("--trust-remote-code", help="Allow the checkpoint's own Python code.")
-    ] = False,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Reuse answers already in the run directory (default)."),
@@ -147,56 +138,8 @@ def run(
             "answers written so far are kept."
         ),
     ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="Engine: hf (in-process transformers), vllm, openai (a served endpoint)."
-        ),
-    ] = "hf",
-    tensor_parallel_size: Annotated[
-        int | None, typer.Option(min=1, help="vllm: GPUs one model is split over.")
-    ] = None,
-    gpu_memory_utilization: Annotated[
-        float | None,
-        typer.Option(min=0.01, max=1.0, help="vllm: fraction of each GPU's memory to use."),
-    ] = None,
-    max_model_len: Annotated[
-        int | None, typer.Option(min=1, help="vllm: context length (prompt + answer tokens).")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="openai: the server's API root, e.g. http://host:8000/v1.")
-    ] = None,
-    api_model: Annotated[
-        str | None, typer.Option(help="openai: the served model name (default: --model).")
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(help="openai: environment variable holding the API key [OPENAI_API_KEY]."),
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="openai: requests in flight [8].")
-    ] = None,
-    request_timeout: Annotated[
-        float | None, typer.Option(min=0.001, help="openai: seconds per request attempt [600].")
-    ] = None,
-    max_retries: Annotated[
-        int | None,
-        typer.Option(min=0, help="openai: retries on 429/5xx/timeouts (backoff, jitter) [5]."),
-    ] = None,
-    api_min_tokens: Annotated[
-        bool,
-        typer.Option(
-            "--api-min-tokens",
-            help="openai: send min_new_tokens as `min_tokens` (vLLM, SGLang extension).",
-        ),
-    ] = False,
-    api_prompt_logprobs: Annotated[
-        bool,
-        typer.Option(
-            "--api-prompt-logprobs",
-            help="openai: the server returns prompt log-probs (vLLM): allows option scoring.",
-        ),
-    ] = False,
+    *,
+    runner: RunnerOptions,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
@@ -210,34 +153,13 @@ def run(
         data_dir=data_dir,
         data_layout=data_layout,
         limit=limit,
-        batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens,
-        seed=seed,
+        item_set=item_set,
         output_dir=output_dir,
-        device=device,
-        dtype=dtype,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
         family=family,
         gen_kwargs=parse_gen_kwargs(gen_kwargs),
-        compile=compile,
-        trust_remote_code=trust_remote_code,
         resume=not no_resume,
         max_failures=max_failures,
-        backend=backend,
-        backend_options=_given(
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            base_url=base_url.rstrip("/") if base_url else None,
-            api_model=api_model,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            request_timeout=request_timeout,
-            max_retries=max_retries,
-            api_min_tokens=api_min_tokens or None,
-            api_prompt_logprobs=api_prompt_logprobs or None,
-        ),
+        runner=runner,
     )
     config.validate()  # before the progress bar and any model work
     with RichProgress() as progress:
@@ -253,7 +175,7 @@ def _print_results(outcome) -> None:
 
     model = outcome.results["model"]
     title = f"{model.get('spec')} ({model.get('backend')}, {model.get('dtype')})"
-    out.print(to_rich(task_rows_table(outcome.results, title=title)))
+    out.print(to_rich(task_rows_table(outcome.results, title=title), width=out.width))
     out.print(f"results: {outcome.results_json}", markup=False, highlight=False)
 
 
@@ -275,9 +197,14 @@ def _write_or_print(text: str, output: Path | None) -> None:
 
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
-    else:
+        return
+    if output.is_dir():
+        raise UserError(f"--output {output}: is a directory; give a file name")
+    try:
         write_text_atomic(output, text if text.endswith("\n") else text + "\n")
-        console.print(f"wrote {output}", highlight=False)
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
+    console.print(f"wrote {output}", highlight=False)
 
 
 @app.command("table")
@@ -313,7 +240,7 @@ def table_command(
     runs = [load_run(p) for p in run_dirs]
     table = paper_table(paper, runs) if paper else runs_table(runs, all_metrics=all_metrics)
     if format is None and output is None:
-        out.print(to_rich(table))
+        out.print(to_rich(table, width=out.width))
     else:
         _write_or_print(render(table, format or "markdown"), output)
     if paper == "figure4":
@@ -321,6 +248,20 @@ def table_command(
         png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
         plot_figure4(runs, png, svg)
         console.print(f"wrote {png} and {svg}", highlight=False)
+
+
+@submission_app.command("record")
+def submission_record(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory holding the submission.")],
+    task: Annotated[str, typer.Option(help="The submission-only task, e.g. vqav2_testdev.")],
+    score: Annotated[float, typer.Option(help="The server's score, in percent.")],
+    source: Annotated[str, typer.Option(help="Where it comes from, e.g. 'EvalAI run 123'.")],
+) -> None:
+    """Record the score an evaluation server returned for a run's submission file."""
+    from .results.submission import record_server_score
+
+    rec = record_server_score(run_dir, task, score, source)
+    console.print(f"recorded {task} = {rec['score']:g} ({rec['source']})", highlight=False)
 
 
 @app.command()
@@ -347,8 +288,8 @@ def compare(
     baseline: Annotated[Path, typer.Argument(help="The baseline run directory.")],
     current: Annotated[Path, typer.Argument(help="The run to check.")],
     max_drop: Annotated[
-        float, typer.Option(min=0, help="Allowed drop in points of a gated metric.")
-    ] = 1.0,
+        float, typer.Option(help="Allowed drop in points of a gated metric (finite, >= 0).")
+    ] = 1.0,  # compare.DEFAULT_MAX_DROP
     task_max_drop: Annotated[
         str | None, typer.Option(help="Per-task allowed drop, e.g. okvqa=2,textvqa=0.5.")
     ] = None,
@@ -357,7 +298,22 @@ def compare(
         bool,
         typer.Option(
             "--allow-config-change",
-            help="Compare even when prompts, generation, data, limits or backend differ.",
+            help="Compare even when prompts, generation, data, limits, backend or weights differ.",
+        ),
+    ] = False,
+    allow_missing_tasks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-tasks",
+            help="Pass although tasks of the baseline are missing from the current run.",
+        ),
+    ] = False,
+    fail_inconclusive: Annotated[
+        bool,
+        typer.Option(
+            "--fail-inconclusive",
+            help="Fail (exit 1) when a gated metric's interval still reaches a drop beyond "
+            "its max drop (too few items to tell).",
         ),
     ] = False,
     output: Annotated[
@@ -368,37 +324,46 @@ def compare(
     ] = None,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples.")] = 10000,
 ) -> None:
-    """Regression gate. Exit 1: a gated metric dropped by more than --max-drop, significant
-    at --alpha; 3: the runs are not comparable; 2: usage error; 0: otherwise."""
+    """Regression gate: exit 0 only when every gated metric was tested and none dropped
+    significantly beyond its limit. Exit 1: a gated metric dropped by more than --max-drop,
+    significant at --alpha (or inconclusive, with --fail-inconclusive); 3: the runs are not
+    comparable or a gated metric could not be tested; 2: usage error."""
     import os
 
     from .results import compare as C
-    from .results.atomic import write_text_atomic
+    from .results.gate_output import check_targets, write_outputs
     from .results.runs import load_run
 
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: must be between 0 and 1, got {alpha}")
     if alpha / 2 * resamples < 10:  # a percentile needs resamples beyond it
         raise UserError(f"--alpha {alpha} needs more than {resamples} --resamples")
+    base_run, cur_run = load_run(baseline), load_run(current)
+    flips = output.with_suffix(".flips.jsonl")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
+    targets = {"--output": output, "--output (flips)": flips, "--junit-xml": junit_xml}
+    targets["GITHUB_STEP_SUMMARY"] = Path(step_summary) if step_summary else None
+    check_targets(targets, [base_run.path, cur_run.path])
     cmp = C.compare_runs(
-        load_run(baseline),
-        load_run(current),
+        base_run,
+        cur_run,
         max_drop=max_drop,
         task_max_drop=_task_numbers(task_max_drop, "--task-max-drop"),
         alpha=alpha,
         resamples=resamples,
+        allow_config_change=allow_config_change,
+        allow_missing_tasks=allow_missing_tasks,
+        fail_inconclusive=fail_inconclusive,
     )
-    flips = output.with_suffix(".flips.jsonl")
-    C.write_flips(cmp, flips)
     summary = C.summary_markdown(cmp, flips.name)
-    write_text_atomic(output, summary)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
-            f.write(summary)
-    if junit_xml is not None:
-        write_text_atomic(junit_xml, C.junit_xml(cmp))
+    write_outputs(
+        output=(output, summary),
+        flips=(flips, C.flips_jsonl(cmp)),
+        junit=(junit_xml, C.junit_xml(cmp)) if junit_xml is not None else None,
+        step_summary=(Path(step_summary), summary) if step_summary else None,
+    )
     print(summary)
-    raise typer.Exit(C.exit_code(cmp, allow_config_change=allow_config_change))
+    raise typer.Exit(C.exit_code(cmp))
 
 
 @app.command()
@@ -417,31 +382,33 @@ def report(
     max_items: Annotated[int, typer.Option(min=1, help="Items shown per task.")] = 200,
 ) -> None:
     """One self-contained HTML file: scores, and per task a browser of items."""
-    from .results.atomic import write_text_atomic
-    from .results.html_report import build_report
+    from .evaluator import prepare_saved_task
+    from .results.html_report import build_report, write_report
     from .results.runs import load_run
 
     run = load_run(run_dir)
     base = load_run(compare_with) if compare_with else None
     path = output or run.path / "report.html"
-    write_text_atomic(path, build_report(run, base, data_dir=data_dir, max_items=max_items))
+    write_report(
+        path,
+        build_report(run, base, prepare=prepare_saved_task, data_dir=data_dir, max_items=max_items),
+    )
     out.print(f"report: {path}", highlight=False)
 
 
 @app.command("fewshot-sweep")
+@with_runner_flags
 def fewshot_sweep(
     model: Annotated[str, typer.Option(help="As for `run`.")],
     tasks: Annotated[str, typer.Option(help="Base tasks.")] = "okvqa,vizwiz,textvqa,flickr30k",
     shots: Annotated[str, typer.Option(help="Shot counts; 0 is the zero-shot task.")] = "0,4,8,16",
     data_dir: Annotated[str | None, typer.Option(help="As for `run`.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="First N items per task.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    seed: Annotated[int, typer.Option()] = 1234,
     output_dir: Annotated[
         Path, typer.Option(help="One folder per shot count under it, and figure4.*")
     ] = Path("results/fewshot"),
-    device: Annotated[str, typer.Option()] = "auto",
-    dtype: Annotated[str, typer.Option()] = "auto",
+    *,
+    runner: RunnerOptions,
 ) -> None:
     """Paper figure 4: run each shot count (one run directory each, resumable), then draw
     the curves and the table (figure4.png, .svg, .md under --output-dir)."""
@@ -452,16 +419,18 @@ def fewshot_sweep(
         counts = [int(s) for s in _split(shots)]
     except ValueError:
         raise UserError(f"--shots: expected comma-separated integers, got {shots!r}") from None
+    if not counts or min(counts) < 0 or len(set(counts)) < len(counts):
+        raise UserError(
+            f"--shots {shots!r}: expected distinct shot counts >= 0, comma-separated "
+            "(e.g. 0,4,8,16)"
+        )
     base = RunConfig(
         model=model,
         tasks=[],
         data_dir=data_dir,
         limit=limit,
-        batch_size=batch_size,
-        seed=seed,
         output_dir=output_dir,
-        device=device,
-        dtype=dtype,
+        runner=runner,
     )
     with RichProgress() as progress:
         result = sweep(base, _split(tasks), counts, progress)
@@ -477,7 +446,7 @@ def list_tasks() -> None:
 
     table = Table(title="tasks")
     for col in ("task", "split", "metrics", "prompts", "groups"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # at 80 columns names wrap, never "RefCO…"
     groups = registry.groups()
     for name in registry.task_names():
         task = registry.get_task(name)

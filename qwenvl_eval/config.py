@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .model.base import RunnerOptions
 from .types import stable_hash
 
 
@@ -17,45 +18,36 @@ class RunConfig:
     data_dir: str | None = None
     data_layout: str = "auto"  # auto | official | eval_mm | hf (tasks/data/formats.py)
     limit: int | None = None
-    batch_size: int = 8
-    max_batch_tokens: int | None = None
-    seed: int = 1234
+    item_set: str = "all"  # all | eval_mm[:GPUSxBATCH] (itemsets.py)
     output_dir: Path = Path("results")
-    device: str = "auto"
-    dtype: str = "auto"
-    min_pixels: int | None = None
-    max_pixels: int | None = None
     family: str | None = None
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
-    compile: bool = False
-    trust_remote_code: bool = False
     resume: bool = True
-    preprocess_workers: int = 2
     max_failures: str | None = None  # "N" or "P%": stop the run once more items fail
-    backend: str = "hf"  # see model/backends.py
-    # Backend-specific settings from their flags, e.g. {"tensor_parallel_size": 8}.
-    backend_options: dict[str, Any] = field(default_factory=dict)
+    # How the model runs (device, batching, seed, backend and its options): handed as it is
+    # to the backend, never copied field by field.
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
 
     def validate(self) -> None:
         """Everything checkable before any data is read or a model loads: exit 2 up front
         instead of a run whose every item fails."""
         from .errors import UserError
+        from .tasks.data.formats import check_layout
 
         if not [t for t in self.tasks if t.strip()]:
             raise UserError("--tasks: no task named (expected e.g. --tasks vqav2,refcoco)")
-        for flag, value in (("--min-pixels", self.min_pixels), ("--max-pixels", self.max_pixels)):
+        check_layout(self.data_layout)
+        r = self.runner
+        for flag, value in (("--min-pixels", r.min_pixels), ("--max-pixels", r.max_pixels)):
             if value is not None and value < 1:
                 raise UserError(f"{flag} {value}: must be a positive number of pixels")
-        if (
-            self.min_pixels is not None
-            and self.max_pixels is not None
-            and self.min_pixels > self.max_pixels
-        ):
-            raise UserError(
-                f"--min-pixels {self.min_pixels} is above --max-pixels {self.max_pixels}"
-            )
+        if r.min_pixels is not None and r.max_pixels is not None and r.min_pixels > r.max_pixels:
+            raise UserError(f"--min-pixels {r.min_pixels} is above --max-pixels {r.max_pixels}")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit {self.limit}: must be at least 1")
+        from .itemsets import parse_item_set
+
+        parse_item_set(self.item_set)
         check_gen_kwargs(self.gen_kwargs)
         parse_max_failures(self.max_failures)
         out = Path(self.output_dir)
@@ -64,9 +56,11 @@ class RunConfig:
                 raise UserError(f"--output-dir {out}: {p} is a file, not a folder")
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        """Flat, as results.json's `config` has always been: the runner's settings beside
+        the run's."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runner"}
         d["output_dir"] = str(self.output_dir)
-        return d
+        return d | self.runner.to_json()
 
 
 def output_affecting(
@@ -84,12 +78,12 @@ def output_affecting(
         "family": config.family,
         "dtype": dtype,
         "device_type": device.split(":")[0],
-        "min_pixels": config.min_pixels,
-        "max_pixels": config.max_pixels,
+        "min_pixels": config.runner.min_pixels,
+        "max_pixels": config.runner.max_pixels,
         "gen_kwargs": config.gen_kwargs,
-        "seed": config.seed,
+        "seed": config.runner.seed,
         "data_dir": normalise_data_dir(config.data_dir),
-        **backends.fingerprint(config.backend, config.backend_options),
+        **backends.fingerprint(config.runner.backend, config.runner.backend_options),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from . import registry
 from .errors import RunFailed, UserError
 from .model.base import Runner
 from .results.store import PredictionStore
-from .tasks.base import Task
+from .tasks.base import Aggregate, Task
 from .types import (
     Document,
     FamilyInfo,
@@ -54,13 +54,18 @@ class NullProgress:
 
 @dataclass
 class TaskRun:
-    """One task's documents and requests, built before any model work."""
+    """One task's documents and requests, built before any model work, with everything the
+    results say about them that is known by then."""
 
     task: Task
     docs: list[Document]
     requests: list[Request]
     prompt_hash: str
     limited: bool = False  # --limit cut the split short
+    data: dict[str, Any] | None = None  # what was read (the split's `info`), for results.json
+    notes: list[str] = field(default_factory=list)  # the task's notes for this run
+    # Every item id of the split, --limit or not: a saved answer to any other id is set aside.
+    dataset_ids: frozenset[str] | None = None
     by_id: dict[str, Document] = field(init=False)
     # Request fingerprints, computed (and so validated) before any model loads; the one
     # place they are kept.
@@ -119,21 +124,31 @@ def prepare_task(
     seed: int = 0,
     gen_overrides: dict[str, Any] | None = None,
     data_layout: str = "auto",
+    item_set: str = "all",
 ) -> TaskRun:
+    """Load a task's split and build its requests (no model yet). Everything the run decides
+    (layout, seed, generation overrides) is passed to the task, which is never written to."""
+    from .itemsets import select_items
+
     task = registry.get_task(name)
-    task.seed = seed  # few-shot draws are seeded from (seed, task, item id)
-    task.data_layout = data_layout
-    docs = task.load(data_root)
+    split = task.load(data_root, data_layout)
+    docs = split.docs
     if not docs:
         raise UserError(
             f"task {name!r}: no items in its data under {data_root}; nothing to evaluate"
         )
+    # Every id of the split: answers outside --item-set or --limit are kept, not set aside.
+    dataset_ids = frozenset(d.id for d in docs)
+    docs = select_items(name, docs, item_set)  # before --limit: the first N of that set
     limited = limit is not None and len(docs) > limit
     if limit is not None:
         docs = docs[:limit]
     try:
-        requests = [task.request(d, family, gen_overrides) for d in docs]
-        prompt_hash = task.prompt_hash(family, gen_overrides)
+        requests = [
+            task.request(d, family, seed=seed, pool=split.pool, overrides=gen_overrides)
+            for d in docs
+        ]
+        prompt_hash = task.prompt_hash(family, gen_overrides, seed=seed)
     except KeyError as exc:
         raise UserError(f"--gen-kwargs: {exc.args[0]}") from None
     gen = next((r.generation for r in requests if isinstance(r, GenerateRequest)), None)
@@ -142,7 +157,8 @@ def prepare_task(
             f"task {name!r}: min_new_tokens {gen.min_new_tokens} is above max_new_tokens "
             f"{gen.max_new_tokens}; set both with --gen-kwargs"
         )
-    return TaskRun(task, docs, requests, prompt_hash, limited)
+    notes = task.notes(limited, seed)
+    return TaskRun(task, docs, requests, prompt_hash, limited, split.info, notes, dataset_ids)
 
 
 def prepare_saved_task(results: dict[str, Any], task: str, data_dir: str | None = None) -> TaskRun:
@@ -162,6 +178,7 @@ def prepare_saved_task(results: dict[str, Any], task: str, data_dir: str | None 
         seed=config.get("seed") or 0,
         gen_overrides=config.get("gen_kwargs") or {},
         data_layout=config.get("data_layout", "auto"),
+        item_set=config.get("item_set") or "all",
     )
 
 
@@ -203,7 +220,7 @@ def score_item(
         extra["options"] = [asdict(o) for o in response.options]
     return ItemResult(
         id=response.id,
-        prompt_hash=run.fingerprints[request.id],  # computed once, before the model loaded
+        request_hash=run.fingerprints[request.id],  # computed once, before the model loaded
         output=response.text,
         answer=scored.answer,
         score=scored.scores,
@@ -255,11 +272,13 @@ def evaluate_task(
         i: item
         for i, item in done.items()
         if i in requests_by_id
-        and item.prompt_hash == run.fingerprints[i]
+        and item.request_hash == run.fingerprints[i]
         and (item.error is None or not retry_failed)
     }
     stale = sum(
-        1 for i, it in done.items() if i in requests_by_id and it.prompt_hash != run.fingerprints[i]
+        1
+        for i, it in done.items()
+        if i in requests_by_id and it.request_hash != run.fingerprints[i]
     )
     if stale:
         log.warning(
@@ -284,23 +303,31 @@ def evaluate_task(
         return None
 
     items = [fresh.get(d.id) or reused[d.id] for d in run.docs]
-    result = summarise(run, items, store, resumed=len(reused))
-    result.notes.extend(runner.notes(run.requests))
-    store.finalize(name, items)  # after aggregate: corpus metrics may add per-item scores
-    return result
+    return conclude(run, items, store, resumed=len(reused), notes=runner.notes(run.requests))
 
 
-def summarise(
-    run: TaskRun, items: list[ItemResult], store: PredictionStore, *, resumed: int
+def conclude(
+    run: TaskRun,
+    items: list[ItemResult],
+    store: PredictionStore,
+    *,
+    resumed: int,
+    notes: Sequence[str] = (),
 ) -> TaskResult:
+    """The task's result from all its items: aggregated (or written as a submission file),
+    and the items, with any scores only the whole set gives, written in item order.
+    `notes`: the runner's, after the task's own."""
     task = run.task
     submission = task.submission(items, run.by_id)
     submission_file = None
     if submission is not None:
         submission_file = store.write_submission(task.name, submission).name
-        metrics: dict[str, float] = {}
+        summary = Aggregate({})
     else:
-        metrics = task.aggregate(items, run.by_id)
+        summary = task.aggregate(items, run.by_id)
+    store.finalize(
+        task.name, with_item_scores(items, summary.item_scores), dataset_ids=run.dataset_ids
+    )
     errors = sum(1 for it in items if it.error)
     gen = (
         run.requests[0].generation
@@ -309,15 +336,26 @@ def summarise(
     )
     return TaskResult(
         task=task.name,
-        metrics=metrics,
+        metrics=summary.metrics,
         counts={"items": len(items), "errors": errors, "resumed": resumed},
         prompt_hash=run.prompt_hash,
         generation=asdict(gen) if gen else None,
-        notes=task.notes(limited=run.limited),
+        notes=[*run.notes, *summary.notes, *notes],
         submission_file=submission_file,
         headline=task.metrics[0] if task.metrics else None,
-        data=task.data_info,
+        data=run.data,
+        metric_meanings=task.metric_meanings(summary.metrics),
     )
+
+
+def with_item_scores(
+    items: list[ItemResult], scores: dict[str, dict[str, float]]
+) -> list[ItemResult]:
+    """`items` with the per-item scores an aggregate added (new items; the given ones are
+    left as they were)."""
+    return [
+        replace(it, score={**it.score, **scores[it.id]}) if it.id in scores else it for it in items
+    ]
 
 
 def evaluate(
@@ -372,19 +410,17 @@ def rescore_task(run: TaskRun, store: PredictionStore, family: FamilyInfo) -> Ta
     for doc in run.docs:
         old = saved[doc.id]
         request = requests_by_id[doc.id]
-        if old.prompt_hash != run.fingerprints[doc.id]:
+        if old.request_hash != run.fingerprints[doc.id]:
             raise UserError(
                 f"{store.predictions_path(run.task.name)}, item {doc.id}: saved for another "
-                f"prompt or generation setting (prompt_hash {old.prompt_hash})"
+                f"prompt or generation setting (prompt_hash {old.request_hash})"
             )
         meta = dict(old.extra.get("meta") or {})
         response = Response(id=doc.id, text=old.output, meta=meta, error=old.error)
         if old.error is None and old.output is None and "options" in old.extra:
             response = Response(id=doc.id, options=_options_from(old.extra["options"]), meta=meta)
         items.append(score_item(run, request, response, family))
-    result = summarise(run, items, store, resumed=len(items))
-    store.finalize(run.task.name, items)
-    return result
+    return conclude(run, items, store, resumed=len(items))
 
 
 def _options_from(rows: list[dict[str, Any]]):

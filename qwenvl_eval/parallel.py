@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import re
 import secrets
@@ -37,10 +38,12 @@ from typing import Any
 from .errors import UserError
 from .evaluator import FailureBudget, NullProgress, Progress, TaskRun, evaluate, evaluate_task
 from .model.base import Runner, RunnerOptions, RunnerStats
+from .results.rundir import RunDir
 from .results.shards import ShardedStore
 from .types import Request, TaskResult
 
 TIMEOUT_ENV = "QWENVL_EVAL_RANK_TIMEOUT"
+_MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it, a hung rank is never noticed
 _RETRY_HINT = (
     "answers finished so far are saved; rerun the same command (with any number of "
     "processes) to do only the missing items"
@@ -83,10 +86,17 @@ class Ranks:
         local = _env_int(env, "LOCAL_RANK")
         if not 0 <= rank < world or local < 0:
             raise UserError(f"RANK={rank}, LOCAL_RANK={local}: out of range for WORLD_SIZE={world}")
+        raw = env.get(TIMEOUT_ENV, "3600")
         try:
-            timeout = float(env.get(TIMEOUT_ENV, "3600"))
+            timeout = float(raw)
         except ValueError:
-            raise UserError(f"{TIMEOUT_ENV}={env[TIMEOUT_ENV]!r}: expected seconds") from None
+            timeout = math.nan
+        # nan, inf (timedelta overflows) and <= 0 would each fail deep inside torch.distributed
+        if not (math.isfinite(timeout) and 0 < timeout <= _MAX_TIMEOUT_S):
+            raise UserError(
+                f"environment variable {TIMEOUT_ENV}={raw!r}: expected a number of seconds "
+                f"above 0 and at most {_MAX_TIMEOUT_S}"
+            )
         return cls(rank, world, local, env.get("TORCHELASTIC_RUN_ID"), timeout)
 
     @property
@@ -143,7 +153,7 @@ class Ranks:
         run_dir.mkdir(parents=True, exist_ok=True)
         nonce = torch.tensor([secrets.randbits(62) if self.is_main else 0], dtype=torch.int64)
         self._collective("checking the output directory", dist.broadcast, nonce, 0, self._pg())
-        marker = run_dir / f".rank-check-{int(nonce.item()):x}"
+        marker = RunDir(run_dir).rank_check(int(nonce.item()))
         if self.is_main:
             marker.touch()
         self.barrier("checking the output directory")

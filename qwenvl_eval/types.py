@@ -167,10 +167,14 @@ class Response:
 
 @dataclass
 class ItemResult:
-    """One scored item, as written to `<task>.predictions.jsonl`."""
+    """One scored item, as written to `<task>.predictions.jsonl`.
+
+    `request_hash` is the fingerprint of the request the model answered (prompt, images and
+    generation settings), not the task's prompt hash (`TaskResult.prompt_hash`); on disk it
+    keeps the key `prompt_hash`, so that the runs written before the rename still resume."""
 
     id: str
-    prompt_hash: str
+    request_hash: str
     output: str | None
     answer: Any
     score: dict[str, float]
@@ -180,7 +184,7 @@ class ItemResult:
     def to_json(self) -> dict[str, Any]:
         d = {
             "id": self.id,
-            "prompt_hash": self.prompt_hash,
+            "prompt_hash": self.request_hash,
             "output": self.output,
             "answer": self.answer,
             "score": self.score,
@@ -195,7 +199,7 @@ class ItemResult:
     def from_json(cls, d: dict[str, Any]) -> ItemResult:
         return cls(
             id=str(d["id"]),
-            prompt_hash=d["prompt_hash"],
+            request_hash=d["prompt_hash"],
             output=d.get("output"),
             answer=d.get("answer"),
             score=dict(d.get("score") or {}),
@@ -215,6 +219,8 @@ class TaskResult:
     submission_file: str | None = None
     headline: str | None = None  # the metric a leaderboard shows
     data: dict[str, Any] | None = None  # what was read: format, layout, files and sizes
+    # Each metric's meaning (`semantics.MetricMeaning`), as the task declares it.
+    metric_meanings: dict[str, Any] = field(default_factory=dict)
 
 
 # Settings added after runs were already stored: hashed only when set, so that answers stored

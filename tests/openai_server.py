@@ -368,11 +368,59 @@ def get_json(port: int, path: str) -> dict[str, Any]:
         return json.loads(r.read())
 
 
+def _completion_body(content: Any, choices: int = 1) -> bytes:
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}}
+    body = {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fault",
+        "choices": [dict(choice, index=k, finish_reason="stop") for k in range(choices)],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    return json.dumps(body).encode()
+
+
+# Canned misbehaviour: name -> (HTTP status, content type, body). `{auth}` in a body is
+# replaced by the request's Authorization header (a server echoing it back).
+FAULTS: dict[str, tuple[int, str, bytes]] = {
+    "html": (200, "text/html", b"<html><body><h1>502 Bad Gateway</h1> nginx</body></html>"),
+    "garbage": (200, "application/json", b'{"choices": [{"message": '),
+    "deep": (200, "application/json", b"[" * 100_000 + b"]" * 100_000),
+    "not_utf8": (200, "application/json", b'{"choices": "\xff\xfe caf\xe9"}'),
+    "content_list": (200, "application/json", _completion_body([{"type": "text", "text": "a"}])),
+    "content_number": (200, "application/json", _completion_body(42)),
+    "error_200": (
+        200,
+        "application/json",
+        b'{"error": {"message": "CUDA out of memory while decoding", "type": "ServerError"}}',
+    ),
+    "no_choices": (200, "application/json", _completion_body("x", choices=0)),
+    "three_choices": (200, "application/json", _completion_body("yes", choices=3)),
+    "special_text": (200, "application/json", _completion_body("yes<|im_end|>\n<|endoftext|>")),
+    "echo_auth_400": (
+        400,
+        "application/json",
+        b'{"error": {"message": "bad request; headers were Authorization: {auth}"}}',
+    ),
+    "echo_auth_200": (200, "application/json", _completion_body("your header: {auth}")),
+    "min_tokens_422": (
+        422,
+        "application/json",
+        b'{"detail": "Unexpected fields in the request: {\'min_tokens\'}"}',
+    ),
+}
+HUGE_ANSWER_CHARS = 64 * 1024 * 1024
+
+
 class FailingProxy:
     """An HTTP proxy on 127.0.0.1 in front of the real server. The first chat completions it
     receives are answered from `plan` instead of being forwarded: an HTTP status (500, 429,
-    ...) with an error body, or "stall" (hold the connection for `stall_s` seconds, then drop
-    it without an answer: a timeout for the client). Everything else is forwarded."""
+    ...) with an error body; "stall" (hold the connection for `stall_s` seconds, then drop
+    it without an answer: a timeout for the client); "trickle" (a 200 whose body comes one
+    byte a second, for up to `stall_s` seconds); "huge" (a 64 MiB answer); or a FAULTS name.
+    Everything else is forwarded. `trickled` counts the bytes trickled before the client
+    hung up."""
 
     def __init__(self, upstream_port: int, plan: list[int | str], stall_s: float = 8.0) -> None:
         self.upstream = f"http://127.0.0.1:{upstream_port}"
@@ -380,6 +428,8 @@ class FailingProxy:
         self.stall_s = stall_s
         self.injected: list[int | str] = []
         self.forwarded = 0
+        self.trickled = 0
+        self.hung_up = 0
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -404,9 +454,27 @@ class FailingProxy:
             def log_message(self, fmt: str, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, blob: bytes) -> None:
-                self.send_response(status)
+            def _trickle(self) -> None:
+                self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.close_connection = True
+                end = time.monotonic() + proxy.stall_s
+                try:
+                    while time.monotonic() < end:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        with proxy._lock:
+                            proxy.trickled += 1
+                        time.sleep(1.0)
+                except OSError:  # the client hung up: what a deadline does
+                    with proxy._lock:
+                        proxy.hung_up += 1
+
+            def _reply(self, status: int, blob: bytes, kind: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
                 self.wfile.write(blob)
@@ -442,6 +510,14 @@ class FailingProxy:
                 elif action == "stall":
                     time.sleep(proxy.stall_s)
                     self.close_connection = True
+                elif action == "trickle":
+                    self._trickle()
+                elif action == "huge":
+                    self._reply(200, _completion_body("a" * HUGE_ANSWER_CHARS))
+                elif action in FAULTS:
+                    status, kind, blob = FAULTS[action]
+                    auth = (self.headers.get("Authorization") or "").encode()
+                    self._reply(status, blob.replace(b"{auth}", auth), kind)
                 else:
                     msg = _error(f"injected failure {action}", "InjectedError")
                     self._reply(int(action), json.dumps(msg).encode())

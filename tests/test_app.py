@@ -9,6 +9,7 @@ import pytest
 
 from qwenvl_eval import app
 from qwenvl_eval.config import RunConfig
+from qwenvl_eval.model.base import RunnerOptions
 from qwenvl_eval.results.render import to_markdown
 from qwenvl_eval.results.runs import Run
 from qwenvl_eval.results.scoretable import runs_table
@@ -32,7 +33,7 @@ def setup(tmp_path, monkeypatch, toy_task):
         tasks=["toy-group"],
         data_dir=str(write_toy_data(tmp_path / "data")),
         output_dir=tmp_path / "out",
-        seed=7,
+        runner=RunnerOptions(seed=7),
     )
     return config, runners
 

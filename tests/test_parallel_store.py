@@ -10,13 +10,14 @@ from qwenvl_eval import app
 from qwenvl_eval.config import RunConfig
 from qwenvl_eval.errors import UserError
 from qwenvl_eval.parallel import Ranks
-from qwenvl_eval.results.shards import ShardedStore, rank_files
+from qwenvl_eval.results.rundir import RunDir
+from qwenvl_eval.results.shards import ShardedStore
 from qwenvl_eval.types import ItemResult
 from tests.fakes import FakeRunner, write_toy_data
 
 
 def item(i: int, out: str = "") -> ItemResult:
-    return ItemResult(id=f"q{i}", prompt_hash="h", output=out or f"out {i}", answer=None, score={})
+    return ItemResult(id=f"q{i}", request_hash="h", output=out or f"out {i}", answer=None, score={})
 
 
 def test_each_rank_appends_to_its_own_file(tmp_path):
@@ -30,7 +31,7 @@ def test_each_rank_appends_to_its_own_file(tmp_path):
     ]
     # Another task whose name starts the same is not mistaken for this one's rank file.
     ShardedStore(tmp_path, 0, 2).append("refcoco+_val2", item(9))
-    assert [p.name for p in rank_files(tmp_path / "refcoco+_val.predictions.jsonl")] == [
+    assert [p.name for p in RunDir(tmp_path).rank_predictions("refcoco+_val")] == [
         "refcoco+_val.rank0-of-2.predictions.jsonl",
         "refcoco+_val.rank1-of-2.predictions.jsonl",
     ]

@@ -11,7 +11,7 @@ from qwenvl_eval.types import ItemResult
 
 def item(i: int) -> ItemResult:
     return ItemResult(
-        id=f"q{i}", prompt_hash="h", output=f"out {i}", answer=f"a{i}", score={"acc": float(i % 2)}
+        id=f"q{i}", request_hash="h", output=f"out {i}", answer=f"a{i}", score={"acc": float(i % 2)}
     )
 
 

@@ -218,6 +218,18 @@ def box_iou(a: object, b: object) -> float:
     return inter / union
 
 
+def outside_image(box: object, image_size: object) -> bool:
+    """Whether a predicted x1y1x2y2 box reaches outside the image (a negative origin, or past
+    the width or height). Such a box is scored as given, unclipped, as the Qwen-VL eval_mm
+    script scores it: the part outside the image only adds to the union. Non-finite boxes
+    are not "outside" (they are misses of their own)."""
+    values, size = _floats(box, 4), _size(image_size)
+    if values is None or size is None:
+        return False
+    x1, y1, x2, y2 = values
+    return min(x1, y1) < 0 or max(x1, x2) > size[0] or max(y1, y2) > size[1]
+
+
 def eval_mm_box(coords: Sequence[float] | None, image_size: Sequence[float]) -> Box:
     """The predicted box in pixels exactly as eval_mm computes it, in float32:
     ``tensor(coords, float32) / 999``, x times the width, y times the height. ``None`` (no

@@ -94,6 +94,12 @@ def vqa_process_punctuation(text: object) -> str:
 # once makes scoring a 200k-question split take seconds instead of minutes.
 @functools.lru_cache(maxsize=1 << 17)
 def _process_punctuation(text: str) -> str:
+    return punctuation_rule(text, _PERIOD_STRIP)
+
+
+def punctuation_rule(text: str, periods: re.Pattern[str]) -> str:
+    """The punctuation step shared by the VQA scorer and its derivatives (VLMEvalKit's copy
+    differs only in the pattern of the periods it deletes, `periods`)."""
     out = text
     comma_group = _COMMA_STRIP.search(text) is not None
     for p in PUNCTUATION:
@@ -101,7 +107,7 @@ def _process_punctuation(text: str) -> str:
             out = out.replace(p, "")
         else:
             out = out.replace(p, " ")
-    return _PERIOD_STRIP.sub("", out, _PERIOD_STRIP_COUNT)
+    return periods.sub("", out, _PERIOD_STRIP_COUNT)
 
 
 def vqa_process_digit_article(text: object) -> str:

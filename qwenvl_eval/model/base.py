@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..types import GenerateRequest, Response, ScoreRequest
@@ -38,22 +38,62 @@ class RunnerStats:
         }
 
 
-@dataclass
+def _flag(default: Any, help: str, **limits: Any) -> Any:
+    """A field that is also a command-line flag (`--name-with-dashes`), with its help and
+    bounds (min=, max=)."""
+    return field(default=default, metadata={"help": help, **limits})
+
+
+@dataclass(frozen=True)
 class RunnerOptions:
-    device: str = "auto"
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    batch_size: int = 8
-    max_batch_tokens: int | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    """The runner settings of a run, as `run`'s flags give them: held by RunConfig.runner and
+    handed as they are to the backend (frozen: `dataclasses.replace` makes a changed copy)."""
+
+    # Each field with a `help` is a flag of `run` and `fewshot-sweep` (cli.py builds them).
+    device: str = _flag("auto", "auto, cpu, cuda, cuda:N")
+    dtype: str = _flag("auto", "auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    batch_size: int = _flag(8, "Upper bound on a batch.", min=1)
+    max_batch_tokens: int | None = _flag(
+        None, "Token budget per batch (padded prompt tokens incl. image tokens).", min=1
+    )
+    min_pixels: int | None = _flag(None, "Image processor min_pixels.")
+    max_pixels: int | None = _flag(None, "Image processor max_pixels.")
     attn_implementation: str | None = None  # None: sdpa, or flash_attention_2 when installed
-    compile: bool = False
-    trust_remote_code: bool = False
-    seed: int = 0
+    compile: bool = _flag(False, "torch.compile the model.")
+    trust_remote_code: bool = _flag(False, "Allow the checkpoint's own Python code.")
+    seed: int = _flag(1234, "Seed for everything random (few-shot draws).")
     preprocess_workers: int = 2
-    backend: str = "hf"  # a key of model/backends.py's BACKENDS
-    # Backend-specific settings (e.g. vllm's tensor_parallel_size), keyed as in the table.
-    extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = _flag(
+        "hf", "Engine: hf (in-process transformers), vllm, openai (a served endpoint)."
+    )
+    # The backend's own settings: an instance of its `Backend.options_type` (typed fields, as
+    # its table entry declares them; each is a flag too). A mapping {name: value} or None (all
+    # defaults) is converted on construction; a setting of another backend is refused there.
+    backend_options: Any = None
+
+    def __post_init__(self) -> None:
+        from . import backends
+
+        backend = backends.get_backend(self.backend)
+        opts = self.backend_options
+        if opts is None or isinstance(opts, Mapping):
+            opts = backend.make_options(opts)
+        elif not isinstance(opts, backend.options_type):
+            raise TypeError(
+                f"backend_options {type(opts).__name__} given for backend {self.backend!r} "
+                f"(expected {backend.options_type.__name__})"
+            )
+        object.__setattr__(self, "backend_options", opts)
+
+    def to_json(self) -> dict[str, Any]:
+        """As results.json's `config` records them (the backend's options: those set)."""
+        from . import backends
+
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if d["attn_implementation"] is None:
+            del d["attn_implementation"]  # the default; recorded only when chosen
+        d["backend_options"] = backends.given(self.backend, self.backend_options)
+        return d
 
 
 class Runner(ABC):

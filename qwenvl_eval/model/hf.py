@@ -152,7 +152,7 @@ class HFRunner(BatchedRunner):
             if self.device.type == "cuda" and importlib.util.find_spec("flash_attn")
             else "sdpa"
         )
-        self.random_weights = bool(options.extra.get("random_weights"))
+        self.random_weights = options.backend_options.random_weights
         if self.random_weights:
             # Benchmarks only: the architecture of config.json with freshly initialised weights,
             # built on the device (a real-size model without downloading or writing weights).
@@ -283,17 +283,22 @@ class HFRunner(BatchedRunner):
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new = out[:, enc["input_ids"].shape[1] :].tolist()
-        keep_ids = bool(self.options.extra.get("output_token_ids"))
+        keep_ids = self.options.backend_options.output_token_ids
         results = []
         for row in new:
-            text, n_new = pp.answer_text(row, self.stop_ids, generation.stop, self._decode)
+            removed: list[str] = []
+            text, n_new = pp.answer_text(row, self.stop_ids, generation.stop, self._decode, removed)
             # Debug/test aid: the exact tokens, to compare runs token for token.
-            meta = {"output_token_ids": row[:n_new]} if keep_ids else {}
+            meta: dict[str, Any] = {"output_token_ids": row[:n_new]} if keep_ids else {}
+            if removed:
+                meta["answer_notes"] = removed
             results.append(GenOutput(text, new_tokens=n_new, meta=meta))
         return results
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        # Special tokens are decoded as text and removed by pp.final_text, as a server's
+        # text is: skipping them here would join the bytes of a character they split.
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     @functools.cached_property
     def _cache_kwarg(self) -> str:

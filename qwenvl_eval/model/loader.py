@@ -15,7 +15,6 @@ from .presets import ResolvedModel
 
 
 def load_runner(model: ResolvedModel, options: RunnerOptions) -> Runner:
-    backends.check_options(options.backend, options.extra)
     check_files(model)
     report = _Capture()
     try:

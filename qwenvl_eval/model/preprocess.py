@@ -26,10 +26,11 @@ then converted to RGB:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..types import GenerateRequest, Image, ImageRef, Part, ScoreRequest, Text
 from .families import Family
@@ -136,14 +137,54 @@ def answer_text(
     stop_ids: Sequence[int],
     stops: Sequence[str],
     decode: Callable[[list[int]], str],
+    notes: list[str] | None = None,
 ) -> tuple[str, int]:
     """(text, new tokens) of one generated row, whichever backend generated it: up to the
-    first stop id, decoded (special tokens skipped), cut at the first stop string, stripped."""
+    first stop id, decoded with special tokens as text, then `final_text`'s rule (which
+    removes that text, as it does from a server's answer). What the rule
+    removed is appended to `notes` when given."""
     row = list(token_ids)
     stop_set = set(stop_ids)
     n = next((i for i, t in enumerate(row) if t in stop_set), len(row))
-    text = cut_at_stops(decode(row[:n]), stops).strip()
+    text, removed = final_text(decode(row[:n]), stops)
+    if notes is not None:
+        notes.extend(removed)
     return text, min(n + 1, len(row))
+
+
+# The text of the Qwen tokenizers' special tokens (<|im_end|>, <|endoftext|>, <|box_start|>,
+# <|vision_pad|>, ...): in-process decoding skips them; a server may leave them in `content`.
+_SPECIAL_TEXT = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+# A turn ends at either (every Qwen2/2.5/3-VL checkpoint's eos ids: the in-process backends
+# stop there); any other special token's text is removed.
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>")
+
+
+def final_text(text: str, stops: Sequence[str]) -> tuple[str, list[str]]:
+    """The one rule every backend applies to a generated answer, so that the same tokens give
+    the same saved text whether they were decoded here or by a server:
+    1. cut at the first end-of-turn token's text (a server that kept generating past it);
+    2. remove any other special token's text (every backend decodes them as text, so a
+       character whose bytes a special token splits decodes the same everywhere);
+    3. drop a trailing U+FFFD: the last token(s) ended inside a multi-byte UTF-8 character,
+       which vLLM holds back and a plain decode shows as a replacement character;
+    4. cut at the first stop string, strip surrounding white space.
+    Returns (text, notes saying what 1-3 removed)."""
+    notes: list[str] = []
+    cut = min((i for i in (text.find(t) for t in END_OF_TURN) if i != -1), default=-1)
+    if cut != -1:
+        notes.append(
+            f"text from {text[cut:].split('|>', 1)[0]}|> on removed ({len(text) - cut} chars)"
+        )
+        text = text[:cut]
+    text, n = _SPECIAL_TEXT.subn("", text)
+    if n:
+        notes.append(f"{n} special-token text(s) removed")
+    kept = text.rstrip("\ufffd")
+    if len(kept) != len(text):
+        notes.append("an incomplete UTF-8 character at the end removed")
+        text = kept
+    return cut_at_stops(text, stops).strip(), notes
 
 
 def cut_at_stops(text: str, stops: Sequence[str]) -> str:
@@ -155,6 +196,25 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
             if i != -1:
                 cut = min(cut, i)
     return text[:cut]
+
+
+def resized(image, processor) -> tuple[Any, list[int]]:
+    """The image at the size the image processor gives it (PIL, same resample), and that
+    size as [width, height]."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    factor = int(processor.patch_size) * int(processor.merge_size)
+    w, h = image.size
+    rh, rw = smart_resize(
+        h,
+        w,
+        factor=factor,
+        min_pixels=processor.size["shortest_edge"],
+        max_pixels=processor.size["longest_edge"],
+    )
+    if (rw, rh) != (w, h):
+        image = image.resize((rw, rh), resample=int(processor.resample))
+    return image, [rw, rh]
 
 
 # ---- image decoding ---------------------------------------------------------------------------

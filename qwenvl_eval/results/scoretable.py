@@ -14,8 +14,6 @@ from .runs import Run
 
 RowKind = Literal["measured", "published", "delta"]
 
-# Metrics where a smaller number is better (for the best-per-column mark).
-LOWER_IS_BETTER = frozenset({"parse_failures"})
 
 # The order of the paper's tables, then the few-shot variants; other tasks follow by name.
 PAPER_GROUPS = ("paper-table4", "paper-table5", "paper-table6", "paper-figure4")
@@ -32,36 +30,67 @@ class ScoreTable:
     cell_text: dict[tuple[int, str], str] = field(default_factory=dict)  # text instead of value
     footer: list[str] = field(default_factory=list)  # general notes (sources), unmarked
     rank_columns: bool = True  # mark the best value per column
+    # The paper's layout: column groups as (header, span) in column order, a row group per
+    # row ("" for none; a header row is drawn where it changes), and short column headers
+    # under a group header (e.g. "val" under "RefCOCO").
+    col_groups: list[tuple[str, int]] = field(default_factory=list)
+    row_groups: list[str] = field(default_factory=list)
+    short_headers: dict[str, str] = field(default_factory=dict)
+    row_marks: dict[int, list[str]] = field(default_factory=dict)  # row -> keys on its label
+    unranked: set[tuple[int, str]] = field(default_factory=set)  # off-protocol cells
 
-    def mark(self, row: int, col: str, note: str) -> None:
-        """Attach a footnote to a cell; equal notes share one key (a, b, ...)."""
+    def _key(self, note: str) -> str:
         key = next((k for k, v in self.notes.items() if v == note), None)
         if key is None:
             key = _note_key(len(self.notes))
             self.notes[key] = note
+        return key
+
+    def mark(self, row: int, col: str, note: str) -> None:
+        """Attach a footnote to a cell; equal notes share one key (a, b, ...)."""
         keys = self.marks.setdefault((row, col), [])
+        key = self._key(note)
         if key not in keys:
             keys.append(key)
 
+    def mark_row(self, row: int, note: str) -> None:
+        """Attach a footnote to a row's label: one note for everything about that row."""
+        keys = self.row_marks.setdefault(row, [])
+        key = self._key(note)
+        if key not in keys:
+            keys.append(key)
+
+    def group_of(self, row: int) -> str:
+        return self.row_groups[row] if self.row_groups else ""
+
     def best(self) -> set[tuple[int, str]]:
-        """Cells holding the best value of their column among measured and published rows."""
+        """Cells holding the best value of their column among the measured and published
+        rows of their row group (never across groups: a fine-tuned specialist is not the
+        generalists' bar)."""
         out: set[tuple[int, str]] = set()
         if not self.rank_columns:
             return out
-        ranked = [i for i, k in enumerate(self.kinds) if k != "delta"]
-        for col in self.values.columns:
-            vals = {i: self.values.iloc[i][col] for i in ranked}
-            # A measured cell marked as off-protocol is not ranked against the paper.
-            vals = {
-                i: v
-                for i, v in vals.items()
-                if not _missing(v) and not (self.kinds[i] == "measured" and (i, col) in self.marks)
-            }
-            if len(vals) < 2:
-                continue
-            pick = min if col in self.lower_is_better else max
-            target = pick(vals.values())
-            out |= {(i, col) for i, v in vals.items() if v == target}
+        groups: dict[str, list[int]] = {}
+        for i, k in enumerate(self.kinds):
+            if k != "delta":
+                groups.setdefault(self.group_of(i), []).append(i)
+        for ranked in groups.values():
+            for col in self.values.columns:
+                vals = {i: self.values.iloc[i][col] for i in ranked}
+                # A measured cell marked as off-protocol is not ranked against the paper.
+                vals = {
+                    i: v
+                    for i, v in vals.items()
+                    if not _missing(v)
+                    and math.isfinite(v)  # an infinite score is a bug to see, not a best
+                    and (i, col) not in self.unranked
+                    and not (self.kinds[i] == "measured" and (i, col) in self.marks)
+                }
+                if len(vals) < 2:
+                    continue
+                pick = min if col in self.lower_is_better else max
+                target = pick(vals.values())
+                out |= {(i, col) for i, v in vals.items() if v == target}
         return out
 
     def text(self, row: int, col: str) -> str:
@@ -137,6 +166,14 @@ def runs_table(
             v = r.tasks.get(t, {}).get("metrics", {}).get(m)
             row.append(float(v) if isinstance(v, (int, float)) else math.nan)
         rows.append(row)
+    # Where a smaller number is better (the best-per-column mark), as each task declares it.
+    lower = {
+        (t, m)
+        for r in runs
+        for t in r.tasks
+        for m, v in r.meanings(t).items()
+        if not v.higher_is_better
+    }
     index = labels or unique_labels(runs)
     frame = pd.DataFrame(rows, index=index, columns=names, dtype=float)
     frame.index.name = "model"
@@ -145,14 +182,19 @@ def runs_table(
         values=frame,
         kinds=["measured"] * len(runs),
         lower_is_better=frozenset(
-            lab for lab, (_, m) in zip(names, columns, strict=True) if m in LOWER_IS_BETTER
+            lab for lab, col in zip(names, columns, strict=True) if col in lower
         ),
     )
     for i, r in enumerate(runs):
         for lab, (t, _) in zip(names, columns, strict=True):
             task = r.tasks.get(t)
             if task and task.get("submission_file") and not task["metrics"]:
-                table.cell_text[(i, lab)] = "submission"
+                score = task.get("server_score")
+                if score:  # recorded with `submission record`: the server's number, cited
+                    table.values.iloc[i, names.index(lab)] = float(score["score"])
+                    table.mark(i, lab, f"{t}: evaluation server score ({score['source']})")
+                else:
+                    table.cell_text[(i, lab)] = "submission"
     return table
 
 

@@ -11,34 +11,16 @@ finishes, rank 0 writes the normal file in item order and removes the rank files
 from __future__ import annotations
 
 import os
-import re
 import signal
 from pathlib import Path
 
 from ..types import ItemResult
-from .store import PredictionStore, parse_predictions
+from .predictions import parse_predictions
+from .store import PredictionStore
 
-_SUFFIX = ".predictions.jsonl"
 # Fault injection for the tests: "<rank>:<n>" makes that rank SIGKILL itself right after
 # its n-th answer is written, the way a crashed GPU or an OOM-killed process dies.
 FAULT_ENV = "QWENVL_EVAL_FAULT_KILL_RANK"
-
-
-def rank_file_name(normal: Path, rank: int, world_size: int) -> str:
-    stem = normal.name.removesuffix(_SUFFIX)
-    return f"{stem}.rank{rank}-of-{world_size}{_SUFFIX}"
-
-
-def rank_files(normal: Path) -> list[Path]:
-    """Every rank file of the task whose normal file is `normal`, of any world size."""
-    pattern = re.compile(re.escape(normal.name.removesuffix(_SUFFIX)) + r"\.rank\d+-of-\d+")
-    if not normal.parent.is_dir():
-        return []
-    return sorted(
-        p
-        for p in normal.parent.iterdir()
-        if p.name.endswith(_SUFFIX) and pattern.fullmatch(p.name.removesuffix(_SUFFIX))
-    )
 
 
 def read_items(path: Path, run_id: str | None = None) -> dict[str, ItemResult]:
@@ -68,19 +50,16 @@ class ShardedStore(PredictionStore):
         self._kill_after = _fault_for(rank)
 
     def normal_path(self, task: str) -> Path:
-        return super().predictions_path(task)
+        return self.files.predictions(task)
 
     def predictions_path(self, task: str) -> Path:
-        normal = self.normal_path(task)
-        if self.rank is None:
-            return normal
-        return normal.with_name(rank_file_name(normal, self.rank, self.world_size))
+        return self.files.predictions(task, self.rank, self.world_size)
 
     def load(self, task: str, *, strict: bool = False) -> dict[str, ItemResult]:
         own = self.predictions_path(task)
         merged: dict[str, ItemResult] = {}
         # The normal file after the rank files: it wins a tie; its own file wins over both.
-        for path in [*rank_files(self.normal_path(task)), self.normal_path(task)]:
+        for path in [*self.files.rank_predictions(task), self.normal_path(task)]:
             if path != own:
                 merged.update(read_items(path, self._known_run_id()))
         merged.update(super().load(task, strict=strict))  # its own file, repaired as usual
@@ -93,15 +72,15 @@ class ShardedStore(PredictionStore):
             self.close()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def finalize(self, task: str, items) -> None:
-        super().finalize(task, items)
+    def finalize(self, task: str, items, dataset_ids: frozenset[str] | None = None) -> None:
+        super().finalize(task, items, dataset_ids)
         if self.rank is None:  # the normal file now holds every item: the rank files go
-            for path in rank_files(self.normal_path(task)):
+            for path in self.files.rank_predictions(task):
                 path.unlink(missing_ok=True)
 
     def discard(self, task: str) -> None:
         """Forget every saved answer of the task (`--no-resume`)."""
-        for path in [*rank_files(self.normal_path(task)), self.normal_path(task)]:
+        for path in [*self.files.rank_predictions(task), self.normal_path(task)]:
             path.unlink(missing_ok=True)
 
 

@@ -1,13 +1,7 @@
 """The predictions store: one JSONL file per task, appended as each answer arrives, so a
 killed run loses at most the line being written and resumes where it stopped.
 
-Layout of a run directory:
-    run.json                   what produced the run (fingerprint checked on resume)
-    <task>.predictions.jsonl   one line per item (id, prompt_hash, run, output, answer, score)
-    <task>.rejected.jsonl      lines refused on resume (malformed, or from another run), kept
-    <task>.submission.json     server submission file for splits without public answers
-    results.json, results.md   written at the end
-    .lock                      held by the run writing into the directory
+The directory's file names are `rundir`'s.
 
 Nothing finished is ever deleted: a bad line is reported (file and line number) and set
 aside, only a torn last line (the process died mid-write) is dropped, and answers to items
@@ -19,127 +13,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
-import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError, storage_error
 from ..types import ItemResult, stable_hash
 from .atomic import write_json_atomic, write_text_atomic
+from .predictions import Parsed, parse_predictions
+from .rundir import RunDir
 
 log = logging.getLogger(__name__)
-
-# Temporary files of atomic writes (`.<name>.<random>`) that a killed process leaves behind.
-_STALE_TEMP = re.compile(
-    r"^\.(results\.json|results\.md|run\.json|.+\.predictions\.jsonl|.+\.rejected\.jsonl"
-    r"|.+\.submission\.json)\.\w+$"
-)
-
-
-def _safe_name(task: str) -> str:
-    return "".join(c if c.isalnum() or c in "._+-" else "_" for c in task)
-
-
-@dataclass
-class Parsed:
-    """A predictions file read line by line."""
-
-    items: dict[str, ItemResult] = field(default_factory=dict)  # the last valid line per id
-    rejected: list[tuple[int, bytes, str]] = field(default_factory=list)  # (line, raw, why)
-    torn_at: int | None = None  # byte offset of a torn last line
-    missing_newline: bool = False  # the last line is complete JSON but has no "\n"
-    lines: dict[str, int] = field(default_factory=dict)  # line number of each item's answer
-    superseded: list[tuple[int, bytes, str]] = field(default_factory=list)
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _kind(row: dict, name: str) -> str:
-    return type(row[name]).__name__ if name in row else "nothing"
-
-
-def check_line(row: Any, run_id: str | None) -> str | None:
-    """Why a parsed predictions line cannot be used, or None. Names the field."""
-    if not isinstance(row, dict):
-        return f"expected a JSON object, got {type(row).__name__}"
-    rid = row.get("id")
-    if not isinstance(rid, str) or not rid:
-        return f"field 'id': expected a non-empty string, got {type(rid).__name__}"
-    where = f"item {rid}, "
-    if not isinstance(row.get("prompt_hash"), str):
-        return f"{where}field 'prompt_hash': expected a string, got {_kind(row, 'prompt_hash')}"
-    for name, types, label in (
-        ("output", (str, type(None)), "a string or null"),
-        ("error", (str, type(None)), "a string or null"),
-        ("extra", (dict, type(None)), "an object"),
-    ):
-        if not isinstance(row.get(name), types):
-            return f"{where}field {name!r}: expected {label}, got {_kind(row, name)}"
-    score = row.get("score", {})
-    if not isinstance(score, dict) or not all(
-        isinstance(k, str) and (_number(v) or v is None) for k, v in score.items()
-    ):
-        bad = type(score).__name__ if not isinstance(score, dict) else "an object with non-numbers"
-        return f"{where}field 'score': expected an object of numbers, got {bad}"
-    if run_id is not None and row.get("run") != run_id:
-        other = row.get("run")
-        whose = f"run {other}" if isinstance(other, str) else "no run fingerprint"
-        return (
-            f"{where}field 'run': written by another run ({whose}; this run is {run_id}); refused"
-        )
-    return None
-
-
-def parse_predictions(data: bytes, run_id: str | None) -> Parsed:
-    out = Parsed()
-    offset = 0
-    raw_of: dict[str, bytes] = {}
-    lines = data.split(b"\n")
-    last = len(lines) - 1  # lines[last] is what follows the final "\n" (b"" when complete)
-    for n, raw in enumerate(lines, start=1):
-        start, offset = offset, offset + len(raw) + 1
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-            why = check_line(row, run_id)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            # ValueError covers JSONDecodeError and ints of more than 4300 digits.
-            row, why = None, f"not a JSON line ({type(exc).__name__}: {str(exc)[:80]})"
-        if n - 1 == last:  # no newline after it: the process may have died mid-write
-            if why is not None and row is None:
-                out.torn_at = start
-                continue
-            out.missing_newline = True
-        if why is not None:
-            out.rejected.append((n, raw, why))
-            continue
-        item = ItemResult.from_json(row)
-        earlier = out.items.get(item.id)
-        if (
-            earlier is not None
-            and earlier.error is None
-            and earlier.prompt_hash != item.prompt_hash
-        ):
-            # An answer to another prompt, replaced by a later run: kept aside, not lost.
-            why = f"item {item.id}: superseded by line {n} (another prompt or generation setting)"
-            out.superseded.append((out.lines[item.id], raw_of[item.id], why))
-        out.items[item.id] = item
-        out.lines[item.id] = n
-        raw_of[item.id] = raw
-    return out
 
 
 class PredictionStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        self.files = RunDir(run_dir)
         self._handles: dict[str, Any] = {}
         self._last_sync = 0.0
         # Hash of the run fingerprint, written on every line: a line copied from another run
@@ -148,37 +40,59 @@ class PredictionStore:
         self.same_run = True  # the directory held this very run before (or nothing)
         self.problems: list[str] = []  # everything reported while loading
         self._lock_fd: int | None = None
+        # Run ids of this directory's earlier runs on other weights: their answers are set
+        # aside without a warning per line (check_fingerprint said it once).
+        self.stale_run_ids: set[str] = set()
 
     # -- run identity -------------------------------------------------------------------------
-    def check_fingerprint(self, fingerprint: dict[str, Any], *, resume: bool) -> None:
-        """A run directory belongs to one model and config: refuse to mix answers of two."""
-        path = self.run_dir / "run.json"
+    def check_fingerprint(
+        self, fingerprint: dict[str, Any], *, resume: bool, weights_id: str | None = None
+    ) -> None:
+        """A run directory belongs to one model and config: refuse to mix answers of two.
+        `weights_id` (model/weights.py) is the checkpoint's content: the same config on
+        rewritten weights is the same directory, but every answer in it is computed again
+        (said in one line) and the old ones are set aside, never reused."""
+        path = self.files.run_file
+        identity = fingerprint | ({WEIGHTS_KEY: weights_id} if weights_id is not None else {})
         existing = None
+        earlier: list[str] = []
         if path.exists():
             try:
-                existing = json.loads(path.read_text())
+                existing, earlier = _split_history(json.loads(path.read_text()))
             except (OSError, ValueError, RecursionError) as exc:
                 if resume:
                     raise UserError(f"{path}: unreadable run file ({exc})") from None
-            if resume and existing != fingerprint:
-                diff = sorted(
-                    k
-                    for k in set(existing if isinstance(existing, dict) else {}) | set(fingerprint)
-                    if not isinstance(existing, dict) or existing.get(k) != fingerprint.get(k)
-                )
+            diff = sorted(
+                k
+                for k in set(existing if isinstance(existing, dict) else {}) | set(identity)
+                if not isinstance(existing, dict) or existing.get(k) != identity.get(k)
+            )
+            if resume and diff and diff != [WEIGHTS_KEY]:
                 raise UserError(
                     f"{path}: this run directory was made by a different model or config "
-                    f"(differs in: {', '.join(diff)}); use another --output-dir or --no-resume"
+                    f"(differs in: {', '.join(d for d in diff if d != WEIGHTS_KEY)}); use "
+                    "another --output-dir or --no-resume"
                 )
-        self.same_run = existing is None or existing == fingerprint
+            if diff == [WEIGHTS_KEY]:  # the same run on other weights (--no-resume too)
+                earlier.append(stable_hash(existing)[:16])
+                if resume:
+                    notice = _weights_notice(self.run_dir, fingerprint, existing, weights_id)
+                    log.warning("%s", notice)
+        self.same_run = existing is None or existing == identity
         self.mkdir()
-        self.run_id = stable_hash(fingerprint)[:16]
-        self._write(path, lambda: write_json_atomic(path, fingerprint))
+        self.run_id = stable_hash(identity)[:16]
+        # Earlier runs of this directory on other weights, remembered so that their answers
+        # in task files not run today are set aside quietly whenever those tasks run.
+        earlier = [r for r in dict.fromkeys(earlier) if r != self.run_id][-_HISTORY:]
+        self.stale_run_ids = set(earlier)
+        saved = identity | ({HISTORY_KEY: earlier} if earlier else {})
+        self._write(path, lambda: write_json_atomic(path, saved))
 
     def _known_run_id(self) -> str | None:
         if self.run_id is None:
             try:
-                self.run_id = stable_hash(json.loads((self.run_dir / "run.json").read_text()))[:16]
+                saved = json.loads(self.files.run_file.read_text())
+                self.run_id = stable_hash(_split_history(saved)[0])[:16]
             except (OSError, ValueError, RecursionError):
                 return None
         return self.run_id
@@ -192,17 +106,17 @@ class PredictionStore:
             raise storage_error(self.run_dir, exc, "creating the run directory") from None
 
     # -- one writer per run directory -----------------------------------------------------------
-    def lock(self, name: str = ".lock") -> None:
+    def lock(self, rank: int | None = None) -> None:
         """Refuse a second process writing into this run directory, then clear what killed
         runs left behind (only safe while holding the lock). The OS drops the lock when the
         process dies, even by kill -9: no stale lock to clear by hand. Data-parallel ranks
-        writing their own files pass a lock name of their own."""
+        other than 0 (`rank`), writing their own files, hold a lock of their own."""
         try:
             import fcntl
         except ImportError:  # pragma: no cover  (Windows: no advisory locks)
             return
         self.mkdir()
-        path = self.run_dir / name
+        path = self.files.lock(rank)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -219,7 +133,7 @@ class PredictionStore:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
-        if name == ".lock":
+        if rank is None:
             self.clean_stale()
 
     def unlock(self) -> None:
@@ -229,19 +143,17 @@ class PredictionStore:
 
     def clean_stale(self) -> list[Path]:
         """Delete temporary files that killed runs left (`.results.json.x1y2`, ...)."""
-        removed = []
-        for p in self.run_dir.iterdir():
-            if _STALE_TEMP.match(p.name) and p.is_file():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+        removed = self.files.stale_temporaries()
+        for p in removed:
+            p.unlink(missing_ok=True)
         return removed
 
     # -- predictions --------------------------------------------------------------------------
     def predictions_path(self, task: str) -> Path:
-        return self.run_dir / f"{_safe_name(task)}.predictions.jsonl"
+        return self.files.predictions(task)
 
     def rejected_path(self, task: str) -> Path:
-        return self.run_dir / f"{_safe_name(task)}.rejected.jsonl"
+        return self.files.rejected(task)
 
     def _read(self, task: str) -> Parsed:
         path = self.predictions_path(task)
@@ -251,7 +163,7 @@ class PredictionStore:
             return Parsed()
         except OSError as exc:
             raise UserError(f"{path}: unreadable predictions file ({exc})") from None
-        return parse_predictions(data, self._known_run_id())
+        return parse_predictions(data, self._known_run_id(), self.stale_run_ids)
 
     def load(self, task: str, *, strict: bool = False) -> dict[str, ItemResult]:
         """Items already answered, the last valid line per id. A torn last line (killed
@@ -302,16 +214,37 @@ class PredictionStore:
             text = json.dumps(row)
         return text + "\n"
 
-    def finalize(self, task: str, items: Iterable[ItemResult]) -> None:
+    def finalize(
+        self,
+        task: str,
+        items: Iterable[ItemResult],
+        dataset_ids: frozenset[str] | None = None,
+    ) -> None:
         """Rewrite the task's file: `items` in the given (dataset) order, then every other
         answer already in the file (items outside this run's --limit stay), and set refused
-        lines aside into `<task>.rejected.jsonl`."""
+        lines aside into `<task>.rejected.jsonl`, with answers to ids that `dataset_ids`
+        (every id of the split) does not hold: they belong to no item of this data."""
         self.close(task)
         items = list(items)
         given = {i.id for i in items}
         parsed = self._read(task)
         kept = [v for k, v in parsed.items.items() if k not in given]
-        aside = sorted(parsed.rejected + parsed.superseded)
+        unknown = [
+            (k, n, raw)
+            for k, n, raw in parsed.raw_lines()
+            if dataset_ids is not None and k not in given and k not in dataset_ids
+        ]
+        foreign = [(n, raw, f"item {k}: not an item of the task's data") for k, n, raw in unknown]
+        kept = [v for v in kept if dataset_ids is None or v.id in dataset_ids]
+        if unknown:
+            msg = (
+                f"{self.predictions_path(task)}: {len(unknown)} saved answer(s) to ids not in "
+                f"the task's data (e.g. {unknown[0][0]!r}) set aside in "
+                f"{self.rejected_path(task).name}"
+            )
+            self.problems.append(msg)
+            log.warning("%s", msg)
+        aside = sorted(parsed.rejected + parsed.superseded + foreign)
         if aside:
             side = self.rejected_path(task)
             old = side.read_text(encoding="utf-8", errors="replace") if side.exists() else ""
@@ -325,7 +258,7 @@ class PredictionStore:
         self._write(path, lambda: write_text_atomic(path, lines))
 
     def write_submission(self, task: str, rows: list[dict]) -> Path:
-        path = self.run_dir / f"{_safe_name(task)}.submission.json"
+        path = self.files.submission(task)
         self._write(path, lambda: write_json_atomic(path, rows))
         return path
 
@@ -353,6 +286,38 @@ class PredictionStore:
                     self._handles[name] = handle
                     self._drop_handle(name)
                     raise storage_error(self.predictions_path(name), exc) from None
+
+
+WEIGHTS_KEY = "weights_id"
+HISTORY_KEY = "earlier_weights_runs"  # in run.json, outside the run's identity
+_HISTORY = 64
+
+
+def _split_history(saved: Any) -> tuple[Any, list[str]]:
+    """run.json as (the run's identity, the run ids of earlier runs on other weights)."""
+    if not isinstance(saved, dict) or HISTORY_KEY not in saved:
+        return saved, []
+    saved = dict(saved)
+    earlier = saved.pop(HISTORY_KEY)
+    ok = isinstance(earlier, list) and all(isinstance(r, str) for r in earlier)
+    return saved, earlier if ok else []
+
+
+def _weights_notice(
+    run_dir: Path, fingerprint: dict[str, Any], existing: dict[str, Any], weights_id: str | None
+) -> str:
+    old = str(existing.get(WEIGHTS_KEY)) if existing.get(WEIGHTS_KEY) is not None else None
+    model = fingerprint.get("model_path") or "the model"
+    if old is None:
+        what = "were written without a fingerprint of the weights"
+    elif weights_id is None:
+        what = f"were written for weights {old[:12]}, and these weights are unknown"
+    else:
+        what = f"were written for other weights ({old[:12]}; {model} is now {weights_id[:12]})"
+    return (
+        f"{run_dir}: the answers saved here {what}: every item is computed again "
+        "(the old answers are set aside in <task>.rejected.jsonl)"
+    )
 
 
 def _append_bytes(path: Path, data: bytes) -> None:

@@ -1,3 +1,14 @@
 """Built-in tasks. Importing a module registers its tasks."""
 
-from . import captioning, fewshot, grounding, scienceqa, textdocs, vqa  # noqa: F401
+from . import (  # noqa: F401
+    captioning,
+    fewshot,
+    grounding,
+    qwen2vl_choice,
+    qwen2vl_mathvista,
+    qwen2vl_mmmu,
+    qwen2vl_open,
+    scienceqa,
+    textdocs,
+    vqa,
+)

@@ -1,18 +1,22 @@
 """The task base classes. A concrete task is one declaration on one screen: its data, its
 prompts per model family, its generation settings and how an output is scored.
 
-Data flows one way: `load` reads documents, `requests` turns them into runner requests,
-`score` turns one response into one item's scores, `aggregate` makes the task's numbers.
-Tasks never import a model backend; they see the family only as a `FamilyInfo`.
+Data flows one way, through arguments and return values: `load` reads a `Split`, `request`
+turns one of its documents into a runner request, `score` turns one response into one item's
+scores, `aggregate` turns the items into an `Aggregate` (the task's numbers). A task object is
+a declaration: nothing in a run writes to it. Tasks never import a model backend; they see the
+family only as a `FamilyInfo`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..errors import UserError
+from ..semantics import MetricMeaning, declare_meanings
 from ..types import (
     Document,
     FamilyInfo,
@@ -40,6 +44,32 @@ class DataSource(Protocol):
         ...
 
 
+# A few-shot example: a train document and the answer text shown after it.
+Shot = tuple[Document, str]
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a task's `load` read: the documents to evaluate, what was read (format, layout,
+    files and sizes, for results.json) and, for a few-shot task, its pool of examples."""
+
+    docs: list[Document]
+    info: dict[str, Any] | None = None
+    pool: tuple[Shot, ...] = ()
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A task's numbers from its scored items, as `aggregate` returns them."""
+
+    metrics: dict[str, float]
+    # What the items showed that a reader of the numbers must know (e.g. which arithmetic).
+    notes: list[str] = field(default_factory=list)
+    # Per-item scores only the whole set can give (a corpus metric's share of each item), by
+    # item id: added to the items' scores in the predictions file.
+    item_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
 @dataclass
 class Scored:
     """One item's parsed answer and scores, as a task's `score` returns them."""
@@ -56,13 +86,11 @@ class Task:
     generation: ClassVar[Generation | dict[str, Generation]] = Generation()
     # Metric names in the order the table shows them; the first is the headline.
     metrics: ClassVar[tuple[str, ...]] = ()
+    # What a metric means where the default does not hold (see `semantics`). Default: the
+    # mean of the per-item score of the same name x100, right at >= 0.5, higher is better; a
+    # metric without a per-item score of that name has none and cannot be gated.
+    meanings: ClassVar[dict[str, MetricMeaning]] = {}
     description: ClassVar[str] = ""
-    # The run's --seed, set by the evaluator before `load`; few-shot draws are seeded from it.
-    seed: int = 0
-    # The run's --data-layout (auto, official, eval_mm, hf), set before `load`.
-    data_layout: str = "auto"
-    # What `load` read (format, layout, files and sizes), for results.json.
-    data_info: dict[str, Any] | None = None
 
     # -- declaration lookups ------------------------------------------------------------------
     def prompt_for(self, family: FamilyInfo) -> Prompt:
@@ -88,25 +116,42 @@ class Task:
             return gen.get("default", Generation())
         return gen
 
-    def prompt_hash(self, family: FamilyInfo, overrides: dict[str, Any] | None = None) -> str:
-        """Identifies what the model sees and how it decodes, for results and resume."""
+    def prompt_hash(
+        self, family: FamilyInfo, overrides: dict[str, Any] | None = None, *, seed: int = 0
+    ) -> str:
+        """Identifies what the model sees and how it decodes, for results and resume. `seed`
+        is the run's --seed (only tasks that draw at random depend on it)."""
         gen = asdict(self.generation_for(family).replace(**(overrides or {})))
         return stable_hash([self.name, self.prompt_for(family).hash(), gen])
 
     # -- the pipeline -------------------------------------------------------------------------
-    def load(self, root: Path) -> list[Document]:
-        """The split's documents, from the first format present (see `data.formats`); an
-        empty split is an error. Records what was read in `data_info`."""
-        docs, self.data_info = load_source(self.dataset, root, self.data_layout)
-        return docs
+    def load(self, root: Path, layout: str = "auto") -> Split:
+        """The split's documents, from the first format present that `layout` (the run's
+        --data-layout) allows (see `data.formats`), with what was read."""
+        docs, info = load_source(self.dataset, root, layout)
+        return Split(docs, info)
 
     def sources(self) -> dict[str, DataSource]:
         """Every data source the task reads, by role (few-shot tasks add their train split)."""
         return {"eval": self.dataset}
 
+    def prompt_doc(self, doc: Document) -> Document:
+        """The document as its prompt reads it: tasks whose prompt needs fields derived from
+        the data (an options block, an instruction) return a copy with them added."""
+        return doc
+
     def request(
-        self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
+        self,
+        doc: Document,
+        family: FamilyInfo,
+        *,
+        seed: int = 0,
+        pool: Sequence[Shot] = (),
+        overrides: dict[str, Any] | None = None,
     ) -> Request:
+        """The runner request for one document. `seed` (the run's --seed) and `pool` (the
+        split's few-shot examples) matter only to tasks that draw examples."""
+        doc = self.prompt_doc(doc)
         prompt = self.doc_prompt(doc, family)
         return GenerateRequest(
             id=doc.id,
@@ -126,19 +171,25 @@ class Task:
     def item_metrics(self) -> tuple[str, ...]:
         return self.metrics
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
+    def metric_meanings(self, reported: Iterable[str] = ()) -> dict[str, MetricMeaning]:
+        """The meaning of each declared and each `reported` metric, for results.json."""
+        return declare_meanings([*self.metrics, *reported], self.item_metrics(), self.meanings)
+
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
         """Default: the mean of each per-item score, x 100."""
         out: dict[str, float] = {}
         for m in self.item_metrics():
             vals = [it.score[m] for it in items if m in it.score]
             out[m] = 100.0 * sum(vals) / len(vals) if vals else 0.0
-        return out
+        return Aggregate(out)
 
     def submission(self, items: list[ItemResult], docs: dict[str, Document]) -> list[dict] | None:
         """A server submission file for splits without public answers; None when scored here."""
         return None
 
-    def notes(self, limited: bool) -> list[str]:
+    def notes(self, limited: bool, seed: int = 0) -> list[str]:
+        """What a reader of the results must know about how they were made, known before
+        any item is answered (`limited`: --limit cut the split short; `seed`: --seed)."""
         return []
 
 
@@ -151,8 +202,15 @@ class ScoringTask(Task):
         raise NotImplementedError
 
     def request(
-        self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
+        self,
+        doc: Document,
+        family: FamilyInfo,
+        *,
+        seed: int = 0,
+        pool: Sequence[Shot] = (),
+        overrides: dict[str, Any] | None = None,
     ) -> Request:
+        doc = self.prompt_doc(doc)
         prompt = self.doc_prompt(doc, family)
         return ScoreRequest(
             id=doc.id,
@@ -162,5 +220,7 @@ class ScoringTask(Task):
             system=prompt.system,
         )
 
-    def prompt_hash(self, family: FamilyInfo, overrides: dict[str, Any] | None = None) -> str:
+    def prompt_hash(
+        self, family: FamilyInfo, overrides: dict[str, Any] | None = None, *, seed: int = 0
+    ) -> str:
         return stable_hash([self.name, self.prompt_for(family).hash(), "score"])

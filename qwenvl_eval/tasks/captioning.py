@@ -11,12 +11,14 @@ one) and each item's own CIDEr is only known then. A failed item counts as the e
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from .. import metrics as M
 from ..registry import register_task
+from ..semantics import MetricMeaning
 from ..types import Document, FamilyInfo, Generation, ItemResult, Response
-from .base import Scored, Task
+from .base import Aggregate, Scored, Task
 from .data.coco_captions import NOCAPS_DOMAINS, Flickr30kData, NoCapsData
 from .fewshot import SHOTS, make_fewshot
 from .prompts import Chat, Raw
@@ -34,6 +36,9 @@ class CaptionTask(Task):
     generation = Generation(max_new_tokens=30, min_new_tokens=8, length_penalty=0.0)
     # Headline first. Add "Bleu_4", "METEOR", "ROUGE_L" (in a subclass) to report them too.
     metrics: ClassVar[tuple[str, ...]] = ("CIDEr",)
+    # Each item's CIDEr share is on the task's scale (their mean is the corpus CIDEr when the
+    # document frequencies are the same); a caption is neither right nor wrong.
+    meanings = {"CIDEr": MetricMeaning(item_key="CIDEr", item_scale=1.0, right_at=None)}
 
     def item_metrics(self) -> tuple[str, ...]:
         return ()  # nothing is known per item before the corpus is scored
@@ -51,15 +56,14 @@ class CaptionTask(Task):
         out["per_item"] = raw.get("CIDEr_per_item", {})
         return out
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
         scores = self.corpus_scores(items, docs)
         per_item = scores.pop("per_item")
-        for it in items:  # each item's share, for the predictions file
-            if it.id in per_item:
-                it.score["CIDEr"] = 100.0 * per_item[it.id]
-        return scores
+        # Each item's share, for the predictions file.
+        shares = {i: {"CIDEr": 100.0 * v} for i, v in per_item.items()}
+        return Aggregate(scores, item_scores=shares)
 
-    def notes(self, limited: bool) -> list[str]:
+    def notes(self, limited: bool, seed: int = 0) -> list[str]:
         note = (
             "CIDEr-D (pycocoevalcap, PTB tokenizer) x100; its document frequencies come "
             "from the evaluated references"
@@ -79,13 +83,14 @@ class NoCaps(CaptionTask):
     description = "NoCaps val (CIDEr; in-, near-, out-of-domain)"
     dataset = NoCapsData()
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
-        out = super().aggregate(items, docs)
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
+        overall = super().aggregate(items, docs)
+        out = dict(overall.metrics)
         for domain in NOCAPS_DOMAINS:
             subset = [it for it in items if docs[it.id].fields.get("domain") == domain]
             if subset:
                 out[f"CIDEr_{domain}"] = self.corpus_scores(subset, docs)["CIDEr"]
-        return out
+        return dataclasses.replace(overall, metrics=out)
 
 
 @register_task("flickr30k", group=("paper-table4",), aliases=("flickr30k_test",))

@@ -3,7 +3,8 @@
 N examples are drawn from the TRAIN split independently for each test item, by plain random
 sampling seeded from (seed, task name, item id) with a stable hash: the same run gives the
 same prompts on any machine, in any order, with any --limit; the evaluated split is never a
-source of examples. The evaluator sets `task.seed` (the run's --seed) before loading.
+source of examples. `load` returns the train examples as the split's `pool`; the evaluator
+hands them, with the run's --seed, to `request`.
 
 Prompt, as the paper's script builds it: each example is the task's own template with its
 answer appended after one space, concatenated without separator, then the test item:
@@ -15,14 +16,14 @@ a blank line, then the test image and text.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import DataError, UserError
 from ..registry import register_task
 from ..types import Document, FamilyInfo, GenerateRequest, Part, Text, stable_hash
-from .base import DataSource, Task
+from .base import DataSource, Shot, Split, Task
 from .data.formats import load_source
 from .data.vqa_official import most_common_answer
 from .prompts import Chat, Raw
@@ -76,48 +77,55 @@ def make_fewshot(
     class FewShot(base):  # type: ignore[valid-type, misc]
         n_shots: ClassVar[int] = shots
         train_source: ClassVar[DataSource] = train
-        _pool: list[tuple[Document, str]] | None = None
 
-        def load(self, root: Path) -> list[Document]:
-            docs = super().load(root)
-            pool, train_info = load_source(self.train_source, root, self.data_layout)
+        def load(self, root: Path, layout: str = "auto") -> Split:
+            split = super().load(root, layout)
+            pool, train_info = load_source(self.train_source, root, layout)
             if len(pool) < self.n_shots:
                 raise DataError(
                     root / self.train_source.subdir,
                     f"the train split has {len(pool)} examples; {self.n_shots}-shot needs more",
                 )
-            self.data_info = {**(self.data_info or {}), "train": train_info}
-            self._pool = [(d, answer_of(d)) for d in pool]
-            return docs
+            return Split(
+                split.docs,
+                {**(split.info or {}), "train": train_info},
+                tuple((d, answer_of(d)) for d in pool),
+            )
 
         def sources(self) -> dict[str, DataSource]:
             return {**super().sources(), "train": self.train_source}
 
         def request(
-            self, doc: Document, family: FamilyInfo, overrides: dict[str, Any] | None = None
+            self,
+            doc: Document,
+            family: FamilyInfo,
+            *,
+            seed: int = 0,
+            pool: Sequence[Shot] = (),
+            overrides: dict[str, Any] | None = None,
         ) -> GenerateRequest:
-            if self._pool is None:
-                raise UserError(f"{self.name}: load() must run before requests are built")
+            if not pool:
+                raise UserError(f"{self.name}: no train examples given (the `pool` of its split)")
             prompt = self.prompt_for(family)
-            picks = draw_shots(
-                len(self._pool), self.n_shots, seed=self.seed, task=self.name, item_id=doc.id
-            )
+            picks = draw_shots(len(pool), self.n_shots, seed=seed, task=self.name, item_id=doc.id)
             return GenerateRequest(
                 id=doc.id,
-                parts=fewshot_parts(prompt, [self._pool[i] for i in picks], doc),
+                parts=fewshot_parts(prompt, [pool[i] for i in picks], doc),
                 generation=self.generation_for(family).replace(**(overrides or {})),
                 style=prompt.style,
                 system=prompt.system,
             )
 
-        def prompt_hash(self, family: FamilyInfo, overrides: dict[str, Any] | None = None) -> str:
+        def prompt_hash(
+            self, family: FamilyInfo, overrides: dict[str, Any] | None = None, *, seed: int = 0
+        ) -> str:
             # The examples depend on the seed: another seed is another prompt.
-            return stable_hash([super().prompt_hash(family, overrides), self.n_shots, self.seed])
+            return stable_hash([super().prompt_hash(family, overrides), self.n_shots, seed])
 
-        def notes(self, limited: bool) -> list[str]:
-            return super().notes(limited) + [
+        def notes(self, limited: bool, seed: int = 0) -> list[str]:
+            return super().notes(limited, seed) + [
                 f"{self.n_shots}-shot: examples drawn per item from the train split, seed "
-                f"{self.seed} (stable hash of seed, task, item id)"
+                f"{seed} (stable hash of seed, task, item id)"
             ]
 
     FewShot.__name__ = FewShot.__qualname__ = f"{base.__name__}{shots}Shot"

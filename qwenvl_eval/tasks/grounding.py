@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 
 from .. import metrics as M
+from ..metrics.grounding import outside_image
 from ..registry import register_task
+from ..semantics import MetricMeaning, no_item_score
 from ..types import Document, FamilyInfo, Generation, ItemResult, Response
-from .base import Scored, Task
+from .base import Aggregate, Scored, Task
 from .data.refer import ReferSource
 from .prompts import Chat, Raw
 
@@ -36,6 +38,11 @@ _IOU_NOTES = {
 }
 _JSON_BOX = Chat("Locate {expression} in the image, output its bbox coordinates using JSON format.")
 PARSE_FAILURES = "parse_failures"
+OUTSIDE = "box_outside_image"
+
+
+def _outside(box, size: tuple[float, float]) -> dict[str, bool]:
+    return {OUTSIDE: True} if outside_image(box, size) else {}
 
 
 class GroundingTask(Task):
@@ -54,6 +61,11 @@ class GroundingTask(Task):
         "default": Generation(max_new_tokens=128, min_new_tokens=0, length_penalty=1.0),
     }
     metrics = ("acc@0.5", "miou")
+    # miou is the mean of the items' `iou`; an item is right when its IoU >= 0.5 (acc@0.5).
+    meanings = {
+        "miou": MetricMeaning(item_key="iou"),
+        PARSE_FAILURES: no_item_score(higher_is_better=False),
+    }
 
     def item_metrics(self) -> tuple[str, ...]:
         return ("acc@0.5", "iou")
@@ -73,10 +85,11 @@ class GroundingTask(Task):
                 extra["missing"] = "input_sizes (the runner must report the resized size)"
             return Scored(answer=None, scores={"acc@0.5": 0.0, "iou": 0.0}, extra=extra)
         iou = float(M.box_iou(box, doc.fields["bbox"]))
+        extra = {"iou_arithmetic": IOU_DEFAULT} | _outside(box, (width, height))
         return Scored(
             answer=[float(v) for v in box],
             scores={"acc@0.5": float(iou >= 0.5), "iou": iou},
-            extra={"iou_arithmetic": IOU_DEFAULT},
+            extra=extra,
         )
 
     @staticmethod
@@ -92,37 +105,51 @@ class GroundingTask(Task):
             extra["parse_failed"] = True
             answer = None
         else:
-            answer = [v if math.isfinite(v) else str(v) for v in M.eval_mm_box(coords, size)]
+            box = M.eval_mm_box(coords, size)
+            extra |= _outside(box, size)
+            answer = [v if math.isfinite(v) else str(v) for v in box]
         if not math.isfinite(iou):
             extra["iou"] = str(iou)
             iou = 0.0
         return Scored(answer=answer, scores={"acc@0.5": float(hit), "iou": iou}, extra=extra)
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
         def mean(key: str) -> float:
             vals = [it.score[key] for it in items if key in it.score]
             return 100.0 * sum(vals) / len(vals) if vals else 0.0
 
         failures = sum(1 for it in items if it.extra.get("parse_failed"))
-        self._arithmetic = sorted(
+        outside = sum(1 for it in items if it.extra.get(OUTSIDE))
+        # The arithmetic these items were scored with (a resumed run may mix two).
+        modes = sorted(
             {
                 it.extra["iou_arithmetic"]
                 for it in items
                 if it.extra.get("iou_arithmetic") in _IOU_NOTES
             }
         )
-        return {"acc@0.5": mean("acc@0.5"), "miou": mean("iou"), PARSE_FAILURES: float(failures)}
+        return Aggregate(
+            {"acc@0.5": mean("acc@0.5"), "miou": mean("iou"), PARSE_FAILURES: float(failures)},
+            notes=[
+                *(
+                    [
+                        f"{outside} predicted box(es) reach outside the image (a negative "
+                        f"origin or past its size; items flagged extra.{OUTSIDE}): scored as "
+                        "given, unclipped, as the eval_mm script scores them"
+                    ]
+                    if outside
+                    else []
+                ),
+                *(f"iou_arithmetic {mode}: {_IOU_NOTES[mode]}" for mode in modes),
+            ],
+        )
 
-    def notes(self, limited: bool) -> list[str]:
-        notes = [
+    def notes(self, limited: bool, seed: int = 0) -> list[str]:
+        return [
             "acc@0.5: share of sentences whose first parsed box has IoU >= 0.5 with the "
             "ground truth; an unparsable answer scores IoU 0 and is counted in "
             f"{PARSE_FAILURES}"
         ]
-        # The arithmetic of the items just aggregated (set by `aggregate`).
-        for mode in getattr(self, "_arithmetic", ()):
-            notes.append(f"iou_arithmetic {mode}: {_IOU_NOTES[mode]}")
-        return notes
 
 
 _HUB = {

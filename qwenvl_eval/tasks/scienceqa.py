@@ -21,7 +21,7 @@ import re
 from .. import metrics as M
 from ..registry import register_task
 from ..types import Document, FamilyInfo, Generation, ItemResult, OptionScore, Response
-from .base import Scored, ScoringTask, Task
+from .base import Aggregate, Scored, ScoringTask, Task
 from .data.scienceqa import LETTERS, ScienceQAData
 from .prompts import IMAGE_SLOT, Chat, Prompt, Raw
 
@@ -47,8 +47,8 @@ class ScienceQAScores(Task):
     prompts = SQA_PROMPTS
     metrics = ("acc",)
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
-        return breakdown(items, docs)
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
+        return Aggregate(breakdown(items, docs))
 
 
 class ScienceQAScoring(ScienceQAScores, ScoringTask):
@@ -77,15 +77,13 @@ class ScienceQAScoring(ScienceQAScores, ScoringTask):
             extra={"mean_loss": losses, "loss_compare": mode},
         )
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
-        self._modes = sorted(
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
+        # The comparison these items were scored with (a resumed run may mix two).
+        modes = sorted(
             {it.extra["loss_compare"] for it in items if it.extra.get("loss_compare") in _MODES}
         )
-        return super().aggregate(items, docs)
-
-    def notes(self, limited: bool) -> list[str]:
-        # The comparison used by the items just aggregated (set by `aggregate`).
-        return [f"loss_compare {m}: {_MODES[m]}" for m in getattr(self, "_modes", ())]
+        notes = [f"loss_compare {m}: {_MODES[m]}" for m in modes]
+        return Aggregate(breakdown(items, docs), notes=notes)
 
 
 _MODES = {

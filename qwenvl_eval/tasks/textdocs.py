@@ -16,7 +16,7 @@ from typing import ClassVar
 from .. import metrics as M
 from ..registry import register_task
 from ..types import Document, FamilyInfo, Generation, ItemResult, Response
-from .base import Scored, Task
+from .base import Aggregate, Scored, Task
 from .data.ai2d import AI2DData
 from .data.chartqa import ChartQAData
 from .data.docvqa import DocVQAData
@@ -82,20 +82,22 @@ class ChartQA(Task):
             },
         )
 
-    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, float]:
+    def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
         by_split: dict[str, list[ItemResult]] = {}
         for it in items:
             by_split.setdefault(docs[it.id].fields["split"], []).append(it)
-        per_split = {s: super(ChartQA, self).aggregate(its, docs) for s, its in by_split.items()}
+        per_split = {
+            s: super(ChartQA, self).aggregate(its, docs).metrics for s, its in by_split.items()
+        }
         out: dict[str, float] = {}
         for m in self.metrics:
             out[m] = sum(v[m] for v in per_split.values()) / len(per_split) if per_split else 0.0
         if len(self.dataset.splits) > 1:
             for s, v in per_split.items():
                 out[f"relaxed_acc_{s}"] = v["relaxed_acc"]
-        return out
+        return Aggregate(out)
 
-    def notes(self, limited: bool) -> list[str]:
+    def notes(self, limited: bool, seed: int = 0) -> list[str]:
         notes = [
             f"relaxed_acc: relaxed accuracy in {self.relaxed_mode!r} mode (Qwen-VL "
             "divides the relative error by the prediction); relaxed_acc_correct divides "

@@ -46,7 +46,7 @@ class VQAAccuracyTask(Task):
             },
         )
 
-    def notes(self, limited: bool) -> list[str]:
+    def notes(self, limited: bool, seed: int = 0) -> list[str]:
         return [
             f"vqa_acc: VQA accuracy, {self.vqa_mode!r} answer normalisation "
             "(Qwen-VL/LAVIS: the prediction is always normalised); vqa_acc_official: "
@@ -73,7 +73,7 @@ class VQASubmissionTask(VQAAccuracyTask):
             for it in items
         ]
 
-    def notes(self, limited: bool) -> list[str]:
+    def notes(self, limited: bool, seed: int = 0) -> list[str]:
         return [
             "no public answers: predictions are written to the submission file for the "
             "evaluation server" + (" (a --limit run is not a valid submission)" if limited else "")
@@ -230,5 +230,5 @@ class GQA(Task):
 
     def score(self, doc: Document, response: Response, family: FamilyInfo) -> Scored:
         answer = M.gqa_postprocess((response.text or "").strip())
-        correct = M.exact_match(answer, [doc.fields["answer"]])
+        correct = M.exact_match(answer, doc.fields["answers"])  # the best of eval_mm's list
         return Scored(answer=answer, scores={"acc": float(correct)})

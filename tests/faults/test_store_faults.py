@@ -22,7 +22,7 @@ FP = {"model_path": "/m", "seed": 1}
 def item(i: int, error: str | None = None) -> ItemResult:
     return ItemResult(
         id=f"q{i}",
-        prompt_hash="h",
+        request_hash="h",
         output=f"out {i}",
         answer=f"a{i}",
         score={"acc": 1.0},
@@ -256,7 +256,7 @@ def test_stale_tiny_build_folders_are_cleared_on_the_next_build(tmp_path, monkey
 
 def test_answer_to_another_prompt_is_set_aside_when_replaced(tmp_path):
     store = store_with(tmp_path, 2)  # q0, q1 answered for prompt "h"
-    newer = ItemResult(id="q1", prompt_hash="h2", output="new", answer="n", score={"acc": 0.0})
+    newer = ItemResult(id="q1", request_hash="h2", output="new", answer="n", score={"acc": 0.0})
     failed_then_ok = [item(5, error="image could not be decoded"), item(5)]
     for it in (newer, *failed_then_ok):
         store.append("t", it)
@@ -275,7 +275,7 @@ def test_answer_to_another_prompt_is_set_aside_when_replaced(tmp_path):
 def test_text_utf8_cannot_hold_is_stored_escaped_not_a_crash(tmp_path):
     store = PredictionStore(tmp_path)
     store.check_fingerprint(FP, resume=True)
-    odd = ItemResult(id="q1", prompt_hash="h", output="a \udc80 b", answer=None, score={})
+    odd = ItemResult(id="q1", request_hash="h", output="a \udc80 b", answer=None, score={})
     store.append("t", odd)
     store.close()
     assert store.load("t")["q1"].output == "a \udc80 b"

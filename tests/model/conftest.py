@@ -64,5 +64,5 @@ def set_batching(runner, batch_size: int, max_batch_tokens: int | None = None, *
         runner.options,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
-        extra={**runner.options.extra, **extra},
+        backend_options=replace(runner.options.backend_options, **extra),
     )

@@ -269,6 +269,35 @@ def test_a_missing_client_library_names_the_install_command(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "openai", None)  # import openai -> ImportError
     model = backends.resolve("openai", "tiny-qwen2-vl", None)
-    options = RunnerOptions(backend="openai", extra={"base_url": "http://127.0.0.1:9/v1"})
+    options = RunnerOptions(backend="openai", backend_options={"base_url": "http://127.0.0.1:9/v1"})
     with pytest.raises(UserError, match=r"pip install 'qwenvl-eval\[openai\]'"):
         backends.load("openai", model, options)
+
+
+def test_images_are_sent_as_lossless_png_at_the_processors_size(image_dir):
+    """The PNG decodes to exactly the pixels the in-process backends feed the model, at a size
+    the processor keeps (so a server's own resize is the identity); a served name with no
+    local checkpoint gets the family's published processor settings."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    from qwenvl_eval.model.base import RunnerOptions
+    from qwenvl_eval.model.openai_api import endpoint_model, image_processor_for, png_data_url
+
+    opts = RunnerOptions(device="cpu")
+    proc, source = image_processor_for(endpoint_model("tiny-qwen2-vl"), opts)
+    assert source.endswith("tiny-qwen2-vl-v1")
+    ref = ImageRef("i", path=image_dir / "img1.png")
+    image, (w, h) = pp.resized(pp.decode_image(ref), proc)
+    url = png_data_url(image)
+    assert url.startswith("data:image/png;base64,")
+    sent = PILImage.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert sent.size == (w, h) and np.array_equal(np.asarray(sent), np.asarray(image))
+    factor = proc.patch_size * proc.merge_size
+    assert smart_resize(h, w, factor, proc.size["shortest_edge"], proc.size["longest_edge"]) == (
+        h,
+        w,
+    )
+    _, source = image_processor_for(endpoint_model("Qwen/Qwen3-VL-8B-Instruct"), opts)
+    assert source == "qwen3-vl defaults"

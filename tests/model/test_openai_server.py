@@ -15,6 +15,7 @@ import pytest
 from qwenvl_eval import app
 from qwenvl_eval.config import RunConfig
 from qwenvl_eval.errors import UserError
+from qwenvl_eval.model.base import RunnerOptions
 from qwenvl_eval.model.openai_api import EndpointError
 from tests.openai_server import FailingProxy, get_json, start_server, stop_server
 
@@ -45,8 +46,7 @@ def _config(out: Path, tasks: list[str], limit: int, **kw) -> RunConfig:
         data_dir="builtin",
         limit=limit,
         output_dir=out,
-        seed=1234,
-        **kw,
+        runner=RunnerOptions(seed=1234, **kw),
     )
 
 

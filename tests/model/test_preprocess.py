@@ -43,3 +43,37 @@ def test_raw_prompt_and_input_size(tmp_path):
 def test_cut_at_stops():
     assert pp.cut_at_stops("yes\nQuestion: no", ("\n", "Question")) == "yes"
     assert pp.cut_at_stops("yes", ()) == "yes"
+
+
+def test_final_text_is_one_rule_for_decoded_and_served_text():
+    # A server's content keeps the special tokens' text: cut at the end of the turn, the
+    # others removed, exactly what the in-process decode (skip_special_tokens) gives.
+    served = "<|box_start|>(1,2),(3,4)<|box_end|> yes<|im_end|>\n<|endoftext|>"
+    text, notes = pp.final_text(served, ())
+    assert text == "(1,2),(3,4) yes"
+    assert notes == [
+        "text from <|im_end|> on removed (24 chars)",
+        "2 special-token text(s) removed",
+    ]
+    # A token cut inside a multi-byte character: dropped, as vLLM's detokenizer does.
+    assert pp.final_text("caf\ufffd", ()) == (
+        "caf",
+        ["an incomplete UTF-8 character at the end removed"],
+    )
+    assert pp.final_text("\ufffd a", ()) == ("\ufffd a", [])  # not at the end: kept
+    assert pp.final_text("yes\nno\ufffd", ("\n",)) == (
+        "yes",
+        ["an incomplete UTF-8 character at the end removed"],
+    )
+    assert pp.final_text(" plain ", ()) == ("plain", [])
+
+
+def test_answer_text_drops_a_trailing_incomplete_character_and_notes_it():
+    decode = {1: "ca", 2: "f", 3: "\ufffd", 9: ""}.get
+
+    def dec(ids):
+        return "".join(decode(i) for i in ids)
+
+    notes: list[str] = []
+    assert pp.answer_text([1, 2, 3], [9], (), dec, notes) == ("caf", 3)
+    assert notes == ["an incomplete UTF-8 character at the end removed"]

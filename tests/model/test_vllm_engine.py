@@ -59,7 +59,7 @@ def runners(head32_model):
         RunnerOptions(
             **base,
             backend="vllm",
-            extra={"max_model_len": 2048, "enforce_eager": True},
+            backend_options={"max_model_len": 2048, "enforce_eager": True},
         ),
     )
     yield hf, vl
@@ -137,7 +137,8 @@ def test_a_bad_item_fails_alone(runners, image_dir):
         )
     ]
     got = {r.id: r for r in vl.generate(reqs)}
-    assert got["bad"].error.startswith("UnidentifiedImageError")
+    assert got["bad"].error.startswith("ImageDecodeError")
+    assert "UnidentifiedImageError" in got["bad"].error
     assert got["g0"].error is None and got["g1"].error is None
 
 

@@ -101,7 +101,11 @@ def test_engine_flags_pass_through():
     opts = RunnerOptions(
         seed=3,
         backend="vllm",
-        extra={"tensor_parallel_size": 8, "gpu_memory_utilization": 0.85, "max_model_len": 8192},
+        backend_options={
+            "tensor_parallel_size": 8,
+            "gpu_memory_utilization": 0.85,
+            "max_model_len": 8192,
+        },
     )
     kw = engine_kwargs(
         Path("/m/Qwen2-VL-72B"),
@@ -123,7 +127,9 @@ def test_engine_flags_pass_through():
         "gpu_memory_utilization": 0.85,
         "max_model_len": 8192,
     }
-    plain = engine_kwargs(Path("/m"), RunnerOptions(), dtype="float32", max_images=0, image_size={})
+    plain = engine_kwargs(
+        Path("/m"), RunnerOptions(backend="vllm"), dtype="float32", max_images=0, image_size={}
+    )
     assert plain["tensor_parallel_size"] == 1 and plain["limit_mm_per_prompt"]["image"] == 1
     assert "max_model_len" not in plain and "gpu_memory_utilization" not in plain
 
@@ -262,3 +268,30 @@ def test_qwen_vl_v1_is_refused_with_the_alternative():
     model = ResolvedModel("qwen-vl", Path("/nowhere"), QWEN_VL, None, None)
     with pytest.raises(UserError, match=r"--backend vllm serves .* use --backend hf for it"):
         VLLMRunner(model, RunnerOptions(backend="vllm"))
+
+
+def test_cpu_head_size_and_kv_cache_failures_are_one_line_naming_the_fix():
+    import json
+
+    from qwenvl_eval.errors import UserError
+    from qwenvl_eval.model.presets import resolve_model
+    from qwenvl_eval.model.vllm import check_cpu_head_size, engine_start_error, text_head_size
+
+    small = resolve_model("tiny-qwen2-vl").path
+    config = json.loads((small / "config.json").read_text())
+    assert text_head_size(config) == 16
+    with pytest.raises(UserError, match="head size 16 is not one vLLM's CPU attention") as err:
+        check_cpu_head_size(small, config)
+    assert "tiny-qwen2-vl-hs32" in str(err.value)
+    for preset in ("tiny-qwen2-vl-hs32", "tiny-qwen2.5-vl-hs32", "tiny-qwen3-vl-hs32"):
+        path = resolve_model(preset).path
+        config = json.loads((path / "config.json").read_text())
+        assert text_head_size(config) == 32
+        check_cpu_head_size(path, config)  # accepted
+
+    died = RuntimeError("Engine core initialization failed. See root cause above.")
+    died.__cause__ = ValueError("Available memory on node 0 (1.0/2.0 GiB) is less than desired")
+    line = engine_start_error(died, "cpu", 0.9)
+    assert "\n" not in line and "less than desired" in line
+    assert "--gpu-memory-utilization" in line and "VLLM_CPU_KVCACHE_SPACE" in line
+    assert "VLLM_CPU_KVCACHE_SPACE" not in engine_start_error(died, "cuda", None)

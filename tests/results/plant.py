@@ -12,9 +12,13 @@ from qwenvl_eval import registry
 from qwenvl_eval.model.families import FAMILIES
 
 
-def paper_protocol(task: str, family: str = "qwen-vl") -> tuple[str, dict[str, Any]]:
-    """The prompt hash and generation settings the paper's protocol gives `task`."""
+def paper_protocol(
+    task: str, family: str = "qwen-vl", seed: int = 1234
+) -> tuple[str, dict[str, Any]]:
+    """The prompt hash and generation settings the paper's protocol gives `task` under the
+    run's seed (a few-shot prompt depends on it; planted runs have seed 1234)."""
     t = registry.get_task(task)
+    t.seed = seed
     info = FAMILIES[family].info
     return t.prompt_hash(info), asdict(t.generation_for(info))
 
@@ -94,3 +98,55 @@ def plant_run(
             lines.append(json.dumps(rec) + "\n")
         (run_dir / f"{task}.predictions.jsonl").write_text("".join(lines))
     return run_dir
+
+
+REAL_TASKS = ("vqav2", "refcoco_val", "scienceqa_img", "flickr30k")
+
+
+def real_run(out_dir: Path, *, limit: int = 16) -> Path:
+    """A real run of the tiny model on the bundled data (the CLI in a subprocess, as a user
+    runs it): results.json and predictions written by the harness itself."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "qwenvl_eval", "run", "--model", "tiny-qwen2-vl"]
+    cmd += ["--tasks", ",".join(REAL_TASKS), "--data-dir", "builtin", "--limit", str(limit)]
+    done = subprocess.run(
+        [*cmd, "--output-dir", str(out_dir)], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = out_dir.iterdir()
+    return run_dir
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_predictions(run_dir: Path, task: str, edit) -> None:
+    """Rewrites each line of the task's predictions as `edit(index, record)` returns it."""
+    path = run_dir / f"{task}.predictions.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(edit(i, r)) + "\n" for i, r in enumerate(rows)))
+
+
+def edit_results(run_dir: Path, edit) -> None:
+    path = run_dir / "results.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def plant_right(run_dir: Path, task: str, keys: tuple[str, ...], which) -> None:
+    """Plants right answers (score 1 on `keys`) on the items whose index is in `which`."""
+
+    def edit(i: int, r: dict) -> dict:
+        if i in which:
+            r["score"] |= {k: 1.0 for k in keys}
+            r["output"] = r["answer"] = "planted right answer"
+        return r
+
+    edit_predictions(run_dir, task, edit)

@@ -150,3 +150,36 @@ def test_paired_bootstrap_is_seeded_and_exact_on_constant_differences():
     half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
     assert first[0] == pytest.approx(d.mean() - half, abs=0.01)
     assert first[1] == pytest.approx(d.mean() + half, abs=0.01)
+
+
+def test_few_valued_differences_take_the_multinomial_path_with_the_same_interval():
+    """VQA-like scores (few distinct differences) are resampled as counts per distinct value;
+    the interval matches drawing indices (the first release's algorithm) and the normal
+    approximation, and is the same on every rerun."""
+    rng = np.random.default_rng(1)
+    values = np.array([0.0, 0.3, 0.6, 0.9, 1.0])
+    base = rng.choice(values, size=50_000) * 100
+    cur = np.where(rng.random(50_000) < 0.1, rng.choice(values, size=50_000) * 100, base)
+    lo, hi = paired_bootstrap(base, cur, alpha=0.05, resamples=2000)
+    assert (lo, hi) == paired_bootstrap(base, cur, alpha=0.05, resamples=2000)
+    d = cur - base
+    idx = np.random.default_rng(7).integers(0, len(d), size=(400, len(d)))
+    by_index = np.quantile(d[idx].mean(axis=1), [0.025, 0.975])
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    assert lo == pytest.approx(d.mean() - half, abs=0.02)
+    assert hi == pytest.approx(d.mean() + half, abs=0.02)
+    assert lo == pytest.approx(by_index[0], abs=0.03) and hi == pytest.approx(by_index[1], abs=0.03)
+
+
+def test_results_without_metric_meanings_get_the_tasks_declaration(tmp_path):
+    """Version-1 files written before runs recorded their metrics' meaning are upgraded in
+    memory from the task registry: RefCOCO's miou is the mean of the items' iou."""
+    rows = [
+        {"id": f"r{i}", "score": {"acc@0.5": float(i % 2), "iou": 0.5 * (i % 2)}} for i in range(8)
+    ]
+    run = load_run(plant_run(tmp_path / "r", model="m", items={"refcoco_val": rows}))
+    meanings = run.meanings("refcoco_val")
+    assert meanings["miou"].item_key == "iou" and meanings["acc@0.5"].item_key == "acc@0.5"
+    run = load_run(plant_run(tmp_path / "c", model="m", metrics={"flickr30k": {"CIDEr": 80.0}}))
+    cider = run.meanings("flickr30k")["CIDEr"]
+    assert (cider.item_scale, cider.right_at) == (1.0, None)

@@ -9,7 +9,8 @@ import pytest
 
 from qwenvl_eval import app
 from qwenvl_eval.errors import UserError
-from qwenvl_eval.results.runs import load_run, results_schema
+from qwenvl_eval.results.results_file import results_schema
+from qwenvl_eval.results.runs import load_run
 from tests.results.plant import plant_run
 from tests.test_app import setup  # noqa: F401  (fixture: a whole run with a fake runner)
 from tests.test_cli import assert_one_line_error, run_cli

@@ -37,7 +37,7 @@ def coco_cider(refs: dict[str, list[str]], preds: dict[str, str]) -> tuple[float
 # -- NoCaps -----------------------------------------------------------------------------------
 def test_nocaps_loads_the_official_file(tmp_path):
     root = fx.write_nocaps(tmp_path)
-    docs = registry.get_task("nocaps").load(root)
+    docs = registry.get_task("nocaps").load(root).docs
     assert [d.id for d in docs] == ["0", "1", "2", "3", "4", "5"]
     assert [d.fields["domain"] for d in docs[:3]] == ["in-domain", "near-domain", "out-domain"]
     assert docs[2].fields["references"] == fx.NOCAPS[2][2]
@@ -97,14 +97,16 @@ def test_nocaps_scores_equal_pycocoevalcap_overall_and_per_domain(tmp_path):
 def test_caption_aggregate_gives_each_item_its_cider(tmp_path):
     root = fx.write_nocaps(tmp_path)
     task = registry.get_task("nocaps")
-    docs = {d.id: d for d in task.load(root)}
+    docs = {d.id: d for d in task.load(root).docs}
     preds = {i: docs[i].fields["references"][0] for i in docs}
     items = [
-        ItemResult(id=i, prompt_hash="h", output=p, answer=p, score={}) for i, p in preds.items()
+        ItemResult(id=i, request_hash="h", output=p, answer=p, score={}) for i, p in preds.items()
     ]
-    task.aggregate(items, docs)
+    summary = task.aggregate(items, docs)
     _, per_item = coco_cider({i: d.fields["references"] for i, d in docs.items()}, preds)
-    assert {it.id: it.score["CIDEr"] for it in items} == pytest.approx(per_item, rel=1e-9)
+    shares = {i: s["CIDEr"] for i, s in summary.item_scores.items()}
+    assert shares == pytest.approx(per_item, rel=1e-9)
+    assert all(it.score == {} for it in items)  # returned, not written onto the items
 
 
 def test_caption_metrics_are_configurable(tmp_path):
@@ -112,11 +114,11 @@ def test_caption_metrics_are_configurable(tmp_path):
         metrics = ("CIDEr", "Bleu_4", "ROUGE_L")
 
     root = fx.write_nocaps(tmp_path)
-    docs = {d.id: d for d in NoCapsMore().load(root)}
+    docs = {d.id: d for d in NoCapsMore().load(root).docs}
     items = [
-        ItemResult(id=i, prompt_hash="h", output="a man", answer="a man", score={}) for i in docs
+        ItemResult(id=i, request_hash="h", output="a man", answer="a man", score={}) for i in docs
     ]
-    out = NoCapsMore().aggregate(items, docs)
+    out = NoCapsMore().aggregate(items, docs).metrics
     assert set(out) == {
         "CIDEr",
         "Bleu_4",
@@ -158,7 +160,7 @@ def test_nocaps_lmms_lab_parquet(tmp_path):
             },
         ],
     )
-    docs = registry.get_task("nocaps").load(tmp_path)
+    docs = registry.get_task("nocaps").load(tmp_path).docs
     assert [d.id for d in docs] == ["7", "8"]
     assert docs[0].fields["references"] == ["a cat", "a small cat"]
     assert docs[0].fields["domain"] is None
@@ -168,15 +170,15 @@ def test_nocaps_lmms_lab_parquet(tmp_path):
 # -- Flickr30K --------------------------------------------------------------------------------
 def test_flickr30k_reads_only_the_karpathy_test_split(tmp_path):
     root = fx.write_flickr_karpathy(tmp_path)
-    docs = registry.get_task("flickr30k").load(root)
+    docs = registry.get_task("flickr30k").load(root).docs
     assert [d.id for d in docs] == ["1000268201", "1000366164"]
     assert docs[0].fields["references"] == fx.FLICKR[2][2]
     assert docs[0].images[0].key == "flickr30k-images/1000268201.jpg"
 
 
 def test_flickr30k_coco_style_file_gives_the_same_documents(tmp_path):
-    karpathy = registry.get_task("flickr30k").load(fx.write_flickr_karpathy(tmp_path / "k"))
-    coco = registry.get_task("flickr30k").load(fx.write_flickr_coco_style(tmp_path / "c"))
+    karpathy = registry.get_task("flickr30k").load(fx.write_flickr_karpathy(tmp_path / "k")).docs
+    coco = registry.get_task("flickr30k").load(fx.write_flickr_coco_style(tmp_path / "c")).docs
     assert [(d.id, d.images[0].key, d.fields["references"]) for d in coco] == [
         (d.id, d.images[0].key, d.fields["references"]) for d in karpathy
     ]
@@ -223,7 +225,7 @@ def test_flickr30k_lmms_lab_parquet_is_cut_to_the_karpathy_split(tmp_path):
         for n, (name, _, refs) in enumerate(reversed(fx.FLICKR))
     ]
     fx.write_parquet(folder / "data" / "test-00000-of-00001.parquet", rows)
-    docs = registry.get_task("flickr30k").load(root)
+    docs = registry.get_task("flickr30k").load(root).docs
     assert [d.id for d in docs] == ["1000268201", "1000366164"]  # Karpathy order
     assert docs[1].images[0].key == "1000366164.jpg"
     (folder / "dataset_flickr30k.json").unlink()
@@ -277,10 +279,10 @@ def test_caption_missing_image_is_reported_at_load(tmp_path):
 
 # -- bundled mini sets ------------------------------------------------------------------------
 def test_builtin_caption_sets():
-    nocaps = registry.get_task("nocaps").load(builtin_root())
+    nocaps = registry.get_task("nocaps").load(builtin_root()).docs
     assert len(nocaps) >= 32
     assert {d.fields["domain"] for d in nocaps} == {"in-domain", "near-domain", "out-domain"}
-    flickr = registry.get_task("flickr30k").load(builtin_root())
+    flickr = registry.get_task("flickr30k").load(builtin_root()).docs
     train = registry.get_task("flickr30k_16shot").train_source.load(builtin_root())
     assert len(flickr) >= 32 and len(train) >= 16
     assert not {d.id for d in flickr} & {d.id for d in train}

@@ -22,7 +22,7 @@ from tests.test_cli import assert_one_line_error, run_cli
 
 
 def _load(name, root):
-    return registry.get_task(name).load(root)
+    return registry.get_task(name).load(root).docs
 
 
 # -- paths and links ------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def generation_of(run):
 # -- DocVQA -----------------------------------------------------------------------------------
 def test_docvqa_loads_the_official_val_file(tmp_path):
     root = fx.write_docvqa(tmp_path)
-    docs = registry.get_task("docvqa").load(root)
+    docs = registry.get_task("docvqa").load(root).docs
     assert [d.id for d in docs] == ["57344", "57345", "57346", "57347"]
     assert docs[1].fields["answers"] == ["March 3, 1998", "3/3/98"]
     assert docs[0].fields["question_id"] == 57344
@@ -39,7 +39,7 @@ def test_docvqa_loads_the_official_val_file(tmp_path):
 
 
 def test_docvqa_accepts_the_file_directly_in_the_task_folder(tmp_path):
-    docs = registry.get_task("docvqa").load(fx.write_docvqa(tmp_path, flat=True))
+    docs = registry.get_task("docvqa").load(fx.write_docvqa(tmp_path, flat=True)).docs
     assert len(docs) == 4 and docs[0].images[0].key == "documents/pybv0228_81.png"
 
 
@@ -89,7 +89,7 @@ def test_docvqa_lmms_lab_parquet(tmp_path):
             }
         ],
     )
-    docs = registry.get_task("docvqa").load(tmp_path)
+    docs = registry.get_task("docvqa").load(tmp_path).docs
     assert [(d.id, d.fields["answers"]) for d in docs] == [("337", ["1/8/93"])]
 
 
@@ -106,13 +106,16 @@ def test_docvqa_item_without_answers_names_the_field(tmp_path):
 # -- ChartQA ----------------------------------------------------------------------------------
 def test_chartqa_loads_both_splits_tagged(tmp_path):
     root = fx.write_chartqa(tmp_path)
-    docs = registry.get_task("chartqa").load(root)
+    docs = registry.get_task("chartqa").load(root).docs
     assert [d.id for d in docs] == ["human-0", "human-1", "augmented-0", "augmented-1"]
     assert [d.fields["split"] for d in docs] == ["human"] * 2 + ["augmented"] * 2
     assert docs[2].fields["answers"] == ["42"]
     assert docs[2].images[0].key == "test/png/multi_col_20396.png"
-    assert [d.id for d in registry.get_task("chartqa_human").load(root)] == ["human-0", "human-1"]
-    assert [d.id for d in registry.get_task("chartqa_augmented").load(root)] == [
+    assert [d.id for d in registry.get_task("chartqa_human").load(root).docs] == [
+        "human-0",
+        "human-1",
+    ]
+    assert [d.id for d in registry.get_task("chartqa_augmented").load(root).docs] == [
         "augmented-0",
         "augmented-1",
     ]
@@ -180,7 +183,7 @@ def test_chartqa_lmms_lab_parquet(tmp_path):
         )
     ]
     fx.write_parquet(tmp_path / "chartqa" / "data" / "test-00000-of-00001.parquet", rows)
-    docs = registry.get_task("chartqa").load(tmp_path)
+    docs = registry.get_task("chartqa").load(tmp_path).docs
     assert [(d.id, d.fields["question"]) for d in docs] == [
         ("human-0", "Peak?"),
         ("human-1", "Colour?"),
@@ -231,7 +234,7 @@ def test_ai2d_lmms_lab_parquet_writes_the_options_into_the_question(tmp_path):
             }
         ],
     )
-    (doc,) = registry.get_task("ai2d").load(tmp_path)
+    (doc,) = registry.get_task("ai2d").load(tmp_path).docs
     assert doc.fields == {
         "question": "Which is a producer?\nA. fox\nB. grass\nC. owl",
         "answers": ["B", "grass"],
@@ -250,7 +253,7 @@ def test_ai2d_bad_line_names_the_field(tmp_path):
 # -- OCR-VQA ----------------------------------------------------------------------------------
 def test_ocrvqa_reads_the_test_split_of_dataset_json(tmp_path):
     root = fx.write_ocrvqa(tmp_path)
-    docs = registry.get_task("ocrvqa").load(root)
+    docs = registry.get_task("ocrvqa").load(root).docs
     assert [d.id for d in docs] == ["000100039X_0", "000100039X_1", "0001713353_0"]
     assert docs[1].fields == {"question": "Is this a comedy book?", "answers": ["No"]}
     assert docs[0].images[0].key == "images/000100039X.jpg"
@@ -307,6 +310,6 @@ def test_paper_table_groups():
     "name", ["docvqa", "docvqa_test", "chartqa_human", "chartqa_augmented", "ai2d", "ocrvqa"]
 )
 def test_builtin_document_sets(name):
-    docs = registry.get_task(name).load(builtin_root())
+    docs = registry.get_task(name).load(builtin_root()).docs
     assert len(docs) >= 32
     assert all(d.images[0].path.is_file() for d in docs)

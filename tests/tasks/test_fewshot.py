@@ -151,9 +151,8 @@ def test_factory_is_generic(root):
     cls = make_fewshot(OKVQA, 2, OKVQA_TRAIN, answer_of=lambda d: "X")
     task = cls()
     task.name = "custom_2shot"
-    task.seed = 3
-    docs = task.load(root)
-    text = render_raw(task.request(docs[0], QWEN_VL.info).parts)
+    split = task.load(root)
+    text = render_raw(task.request(split.docs[0], QWEN_VL.info, seed=3, pool=split.pool).parts)
     assert text.count("Answer: X<img>") == 2
     assert cls.__name__ == "OKVQA2Shot"
 

@@ -51,14 +51,14 @@ def run_task(name, root, tmp_path, outputs, family=QWEN_VL, meta=None):
 
 
 def test_one_item_per_sentence_in_file_order(root):
-    docs = registry.get_task("refcoco_val").load(root)
+    docs = registry.get_task("refcoco_val").load(root).docs
     assert [d.id for d in docs] == ["0_0", "0_1", "3_4"]
     assert [d.fields["expression"] for d in docs] == ["the red bus", "left bus", "big café sign"]
     # COCO [x, y, w, h] -> x1y1x2y2; the size comes from the image record.
     assert docs[0].fields["bbox"] == [10.0, 20.0, 40.0, 60.0]
     assert docs[0].fields["image_size"] == [100, 80]
     assert docs[2].images[0].key == "train2014/COCO_train2014_000000000002.jpg"
-    assert [d.id for d in registry.get_task("refcoco_testB").load(root)] == ["4_5", "4_6"]
+    assert [d.id for d in registry.get_task("refcoco_testB").load(root).docs] == ["4_5", "4_6"]
 
 
 def test_paper_prompt_byte_for_byte(root):
@@ -94,7 +94,7 @@ def test_paper_scoring_end_to_end(root, tmp_path):
 def test_output_is_not_stripped_before_parsing(root):
     # The paper's pattern needs "(a,b),(c,d)" with no space; surrounding whitespace is fine.
     task = registry.get_task("refcoco_val")
-    doc = task.load(root)[0]
+    doc = task.load(root).docs[0]
     good = task.score(doc, Response(id=doc.id, text="  (100,250),(400,750)\n"), QWEN_VL.info)
     spaced = task.score(doc, Response(id=doc.id, text="(100,250), (400,750)"), QWEN_VL.info)
     assert good.scores["acc@0.5"] == 1.0
@@ -140,7 +140,7 @@ def test_chat_prompts_ask_for_each_familys_format(root):
 
 def test_qwen2_5_vl_input_size_comes_from_the_response(root):
     task = registry.get_task("refcoco_val")
-    doc = task.load(root)[0]
+    doc = task.load(root).docs[0]
     text = '[{"bbox_2d": [11, 21, 45, 63]}]'
     right = task.score(
         doc, Response(id=doc.id, text=text, meta={"input_sizes": [[112, 84]]}), QWEN2_5_VL.info
@@ -163,7 +163,7 @@ def test_every_split_reads_its_file_and_split(tmp_path, name):
     subdir, refs_name, split = SPLITS[name]
     refs = fx.refs_list(val_split=split)
     root = fx.write_refer(tmp_path, subdir, refs_name, refs)
-    docs = registry.get_task(name).load(root)
+    docs = registry.get_task(name).load(root).docs
     # refs 0 and 3 are put in this split; the fixture's ref 2 is testA, ref 4 testB.
     expected = {
         "testA": ["0_0", "0_1", "2_3", "3_4"],
@@ -263,7 +263,7 @@ def test_shared_coco_folder_is_used_when_the_task_has_no_images(tmp_path):
     (root / "refcoco" / "train2014").rename(root / "coco_train2014")
     (root / "coco").mkdir()
     (root / "coco_train2014").rename(root / "coco" / "train2014")
-    docs = registry.get_task("refcoco_val").load(root)
+    docs = registry.get_task("refcoco_val").load(root).docs
     assert (
         docs[0].images[0].path
         == (root / "coco" / "train2014" / "COCO_train2014_000000000001.jpg").resolve()
@@ -275,7 +275,7 @@ def test_shared_coco_folder_is_used_when_the_task_has_no_images(tmp_path):
 def test_builtin_mini_sets_load(name):
     from qwenvl_eval.tasks.data.locate import builtin_root
 
-    docs = registry.get_task(name).load(builtin_root())
+    docs = registry.get_task(name).load(builtin_root()).docs
     assert len(docs) >= 32 and len({d.id for d in docs}) == len(docs)
     for d in docs:
         w, h = d.fields["image_size"]
@@ -286,7 +286,7 @@ def test_builtin_mini_sets_load(name):
 
 def test_qwen2_5_vl_without_input_size_is_a_recorded_parse_failure(root):
     task = registry.get_task("refcoco_val")
-    doc = task.load(root)[0]
+    doc = task.load(root).docs[0]
     scored = task.score(
         doc, Response(id=doc.id, text='[{"bbox_2d": [1, 2, 3, 4]}]'), QWEN2_5_VL.info
     )
@@ -313,7 +313,7 @@ def test_lmms_lab_parquet_copy(tmp_path):
         }
     ]
     pq.write_table(pa.Table.from_pylist(rows), folder / "testB-00000-of-00001.parquet")
-    docs = registry.get_task("refcoco+_testB").load(tmp_path / "data")
+    docs = registry.get_task("refcoco+_testB").load(tmp_path / "data").docs
     assert [d.id for d in docs] == ["7_0", "7_1"]
     assert docs[1].fields["expression"] == "man in red"
     assert docs[0].fields["bbox"] == [10.0, 20.0, 40.0, 60.0]

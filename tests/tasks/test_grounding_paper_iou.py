@@ -24,7 +24,8 @@ def scored(family, docs_outputs):
         score_item(run, req, Response(d.id, text=out), family)
         for req, (d, out) in zip(requests, docs_outputs, strict=True)
     ]
-    return task, items, task.aggregate(items, run.by_id), task.notes(limited=False)
+    summary = task.aggregate(items, run.by_id)
+    return task, items, summary.metrics, task.notes(limited=False) + summary.notes
 
 
 CASES = [

@@ -79,7 +79,7 @@ def test_data_check_finds_the_parquet_copies_run_reads(name, tmp_path, capsys):
     assert row.status == "partial" and row.items == n_items, row.detail
     assert row.format == "hf parquet" and row.files and all("sha256" in f for f in row.files)
     run = prepare_task(name, tmp_path, QWEN_VL.info)
-    assert len(run.docs) == n_items and run.task.data_info["format"] == "hf parquet"
+    assert len(run.docs) == n_items and run.data["format"] == "hf parquet"
     code, out, _ = run_cli(["data", "check", "--tasks", name, "--data-dir", str(tmp_path)], capsys)
     assert code == 0 and "hf parquet" in out and "sha256" in out
 
@@ -96,7 +96,7 @@ def test_data_check_finds_the_vqa_jsonl(tmp_path):
 def test_images_stay_encoded_and_unread_until_opened(tmp_path):
     rel, rows = PARQUET["vqav2"]
     dfx.write_parquet(tmp_path / rel, rows)
-    docs = registry.get_task("vqav2").load(tmp_path)
+    docs = registry.get_task("vqav2").load(tmp_path).docs
     image = docs[1].images[0]
     assert isinstance(image, ArrowImageRef) and image.data is None and image.key == "1.png"
     assert image.materialize().data == rows[1]["image"]["bytes"]
@@ -126,11 +126,11 @@ def test_save_to_disk_folder(tmp_path):
     run = prepare_task("vqav2", tmp_path, QWEN_VL.info)
     assert [d.id for d in run.docs] == ["100", "101", "102"]
     assert run.docs[0].fields["answers"] == ["red"] * 10
-    assert run.task.data_info["format"] == "hf save_to_disk"
+    assert run.data["format"] == "hf save_to_disk"
     image = run.docs[2].images[0]
     assert isinstance(image, ArrowImageRef)  # memory-mapped, fetched on open
     assert image.materialize().data == rows[2]["image"]["bytes"]
-    files = {f["path"] for f in run.task.data_info["files"]}
+    files = {f["path"] for f in run.data["files"]}
     assert "vqav2/validation/state.json" in files
 
 
@@ -156,7 +156,7 @@ def test_hub_id_in_the_local_cache_is_read_offline(tmp_path, monkeypatch):
     (root / "vqav2").mkdir(parents=True)
     run = prepare_task("vqav2", root, QWEN_VL.info, data_layout="hf")
     assert [d.id for d in run.docs] == ["100", "101"]
-    assert run.task.data_info["format"] == "hf hub cache lmms-lab/VQAv2"
+    assert run.data["format"] == "hf hub cache lmms-lab/VQAv2"
 
 
 def test_official_files_win_unless_the_user_asks_for_the_hf_copy(tmp_path):
@@ -164,9 +164,9 @@ def test_official_files_win_unless_the_user_asks_for_the_hf_copy(tmp_path):
     rel, rows = PARQUET["vqav2"]
     dfx.write_parquet(root / rel, rows)
     auto = prepare_task("vqav2", root, QWEN_VL.info)
-    assert auto.task.data_info["format"] == "official" and len(auto.docs) == 3
+    assert auto.data["format"] == "official" and len(auto.docs) == 3
     hf = prepare_task("vqav2", root, QWEN_VL.info, data_layout="hf")
-    assert hf.task.data_info["format"] == "hf parquet" and len(hf.docs) == 2
+    assert hf.data["format"] == "hf parquet" and len(hf.docs) == 2
 
 
 # -- other layouts in common use ------------------------------------------------------------
@@ -190,7 +190,7 @@ def test_chartqa_repository_layout(tmp_path):
     shutil.move(tmp_path / "chart_test", tmp_path / "chartqa" / "ChartQA Dataset" / "test")
     run = prepare_task("chartqa", tmp_path, QWEN_VL.info)
     assert [d.id for d in run.docs] == ["human-0", "human-1", "augmented-0", "augmented-1"]
-    assert run.task.data_info["format"] == "repository layout"
+    assert run.data["format"] == "repository layout"
     path = run.docs[0].images[0].path
     assert path == tmp_path / "chartqa/ChartQA Dataset/test/png/41699051005347.png"
 
@@ -206,7 +206,7 @@ def test_gqa_as_lavis_ships_it(tmp_path):
     run = prepare_task("gqa", tmp_path, QWEN_VL.info)
     assert [d.id for d in run.docs] == ["20968379", "2033"]
     assert run.docs[1].fields["answer"] == "dog"
-    assert run.task.data_info["format"] == "LAVIS list"
+    assert run.data["format"] == "LAVIS list"
 
 
 def test_scienceqa_img_standalone_parquet(tmp_path):
@@ -224,7 +224,7 @@ def test_scienceqa_img_standalone_parquet(tmp_path):
     dfx.write_parquet(tmp_path / "scienceqa/data/test-00000-of-00001.parquet", rows)
     run = prepare_task("scienceqa_img", tmp_path, QWEN_VL.info)
     assert [d.fields["answer"] for d in run.docs] == [1]
-    assert run.task.data_info["format"] == "hf parquet"
+    assert run.data["format"] == "hf parquet"
     # The image-only copy is not a source for the all-questions task.
     (row,) = check_tasks(["scienceqa"], str(tmp_path))
     assert row.status == "missing"

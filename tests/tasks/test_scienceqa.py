@@ -38,18 +38,18 @@ PROMPT_4 = (
 
 def test_scienceqa_img_reads_the_test_questions_with_an_image(tmp_path):
     root = fx.write_scienceqa(tmp_path)
-    docs = registry.get_task("scienceqa_img").load(root)
+    docs = registry.get_task("scienceqa_img").load(root).docs
     assert [d.id for d in docs] == ["5", "11"]  # pid_splits order, no-image questions left out
     assert docs[0].images[0].key == "images/test/5/image.png"
     assert docs[0].fields["choices"] == ["hard", "soft"] and docs[0].fields["answer"] == 1
-    all_docs = registry.get_task("scienceqa").load(root)
+    all_docs = registry.get_task("scienceqa").load(root).docs
     assert [d.id for d in all_docs] == ["5", "11", "4", "22"]  # never the train question "1"
     assert [len(d.images) for d in all_docs] == [1, 1, 0, 0]
 
 
 def test_scienceqa_accepts_images_directly_under_pid_folders(tmp_path):
     root = fx.write_scienceqa(tmp_path, official_images=False)
-    docs = registry.get_task("scienceqa_img").load(root)
+    docs = registry.get_task("scienceqa_img").load(root).docs
     assert [d.images[0].key for d in docs] == ["images/5/image.png", "images/11/image.png"]
 
 
@@ -181,16 +181,16 @@ def test_scienceqa_lmms_lab_parquet(tmp_path):
     fx.write_parquet(
         full / "test-00000-of-00001.parquet", [row(0, True), row(1, False), row(2, True)]
     )
-    docs = registry.get_task("scienceqa").load(tmp_path)
+    docs = registry.get_task("scienceqa").load(tmp_path).docs
     assert [(d.id, len(d.images)) for d in docs] == [("0", 1), ("1", 0), ("2", 1)]
-    img_docs = registry.get_task("scienceqa_img").load(tmp_path)  # FULL, cut to images
+    img_docs = registry.get_task("scienceqa_img").load(tmp_path).docs  # FULL, cut to images
     assert [d.id for d in img_docs] == ["0", "2"]
     fx.write_parquet(
         tmp_path / "scienceqa" / "ScienceQA-IMG" / "test-00000-of-00001.parquet", [row(5, True)]
     )
-    assert [d.fields["question"] for d in registry.get_task("scienceqa_img").load(tmp_path)] == [
-        "Q5?"
-    ]
+    assert [
+        d.fields["question"] for d in registry.get_task("scienceqa_img").load(tmp_path).docs
+    ] == ["Q5?"]
 
 
 # -- bad input --------------------------------------------------------------------------------
@@ -232,8 +232,8 @@ def test_scienceqa_missing_files_are_named(tmp_path):
 
 
 def test_builtin_scienceqa_set():
-    docs = registry.get_task("scienceqa").load(builtin_root())
-    img = registry.get_task("scienceqa_img").load(builtin_root())
+    docs = registry.get_task("scienceqa").load(builtin_root()).docs
+    img = registry.get_task("scienceqa_img").load(builtin_root()).docs
     assert len(img) >= 32 and len(docs) > len(img)
     assert {d.fields["subject"] for d in docs} == {
         "natural science",

@@ -45,8 +45,8 @@ def score(family, responses):
     reqs = [ScoreRequest(d.id, (Text("p"),), (" A", " B"), style="raw") for d in docs]
     run = TaskRun(task, docs, reqs, "h")
     items = [score_item(run, q, r, family) for q, r in zip(reqs, responses, strict=True)]
-    metrics = task.aggregate(items, run.by_id)
-    return items, metrics, task.notes(limited=False)
+    summary = task.aggregate(items, run.by_id)
+    return items, summary.metrics, task.notes(limited=False) + summary.notes
 
 
 def test_paper_mode_on_bf16_ties_and_the_first_option_wins():

@@ -35,7 +35,7 @@ def run_task(name, root, tmp_path, answer, family=QWEN_VL, **kw):
 # -- VQAv2 ----------------------------------------------------------------------------------
 def test_vqav2_loads_official_files(tmp_path):
     root = fx.write_vqav2(tmp_path)
-    docs = registry.get_task("vqav2").load(root)
+    docs = registry.get_task("vqav2").load(root).docs
     assert [d.id for d in docs] == ["420", "421", "5000"]  # the questions file's order
     assert docs[1].fields["answers"] == ["2"] * 3 + ["3"] * 7
     assert docs[1].fields["question_id"] == 421
@@ -120,7 +120,7 @@ def test_vqav2_jsonl_fallback(tmp_path):
         },
     ]
     (folder / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    docs = registry.get_task("vqav2").load(tmp_path)
+    docs = registry.get_task("vqav2").load(tmp_path).docs
     assert [d.id for d in docs] == ["7", "8"]
     assert docs[1].fields["answers"] == ["blue"] * 10
 
@@ -146,7 +146,7 @@ def test_vqav2_parquet_fallback(tmp_path):
         ]
     )
     pq.write_table(table, folder / "validation-00000-of-00001.parquet")
-    (doc,) = registry.get_task("vqav2").load(tmp_path)
+    (doc,) = registry.get_task("vqav2").load(tmp_path).docs
     assert doc.id == "11" and doc.fields["answers"] == ["red"] * 10
     # Read through `datasets`, memory-mapped: the bytes are fetched when the image is opened.
     assert doc.images[0].key == "COCO_val2014_1.jpg"
@@ -327,7 +327,7 @@ def test_builtin_mini_sets_load(name):
     from qwenvl_eval.tasks.data.locate import builtin_root
 
     task = registry.get_task(name)
-    docs = task.load(builtin_root())
+    docs = task.load(builtin_root()).docs
     assert len(docs) >= 32 and len({d.id for d in docs}) == len(docs)
     assert all(d.images[0].path.is_file() for d in docs)
     if task.metrics:

@@ -11,7 +11,8 @@ Formats read
   a bare "human" / "augmented" is accepted too), `question`, `answer`, `image`.
 
 Documents: id = `{split}-{n}` (n = position in that split's file; the files have no ids);
-fields `question`, `answers` (one label), `split` ("human" or "augmented").
+fields `question`, `answers` (the label; eval_mm lines may give a list, scored best-of as
+eval_mm scores it), `split` ("human" or "augmented").
 """
 
 from __future__ import annotations
@@ -116,19 +117,22 @@ class ChartQAData(SplitSource):
 def _doc(
     item: str, image: ImageRef, row: dict[str, Any], q: str, a: str, split: str, source: Path
 ) -> Document:
+    # eval_mm's relaxed accuracy takes the answer as a string or a list of any length (the
+    # best over the list): the same here. A number is its text.
     label = row.get(a)
-    if isinstance(label, list) and len(label) == 1:  # eval_mm writes some answers as lists
-        label = label[0]
     if isinstance(label, (int, float)) and not isinstance(label, bool):
         label = str(label)
-    if not isinstance(label, str):
-        raise DataError(source, f"expected a string answer, got {label!r}", item=item, field=a)
+    if not isinstance(label, (str, list)):
+        raise DataError(
+            source, f"expected a string answer or a list of them, got {label!r}", item=item, field=a
+        )
+    labels = rec.text_or_texts({a: label}, a, source=source, item=item)
     return Document(
         id=item,
         images=(image,),
         fields={
             "question": rec.text(row, q, source=source, item=item),
-            "answers": [label],
+            "answers": labels,
             "split": split,
         },
     )

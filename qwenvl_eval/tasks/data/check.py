@@ -55,7 +55,6 @@ def _source_formats(task, root: Path, layout: str) -> tuple[list[str], list[dict
 
 def check_task(name: str, root: Path, layout: str = "auto") -> CheckRow:
     task = registry.get_task(name)
-    task.data_layout = layout
     expected = getattr(task.dataset, "split_size", None)
     try:
         names, files, missing = _source_formats(task, root, layout)
@@ -65,7 +64,7 @@ def check_task(name: str, root: Path, layout: str = "auto") -> CheckRow:
     if missing is not None:
         return CheckRow(name, "missing", None, expected, missing, fmt, files)
     try:
-        docs = task.load(root)
+        docs = task.load(root, layout).docs
     except UserError as exc:
         return CheckRow(name, "error", None, expected, str(exc), fmt, files)
     n = len(docs)

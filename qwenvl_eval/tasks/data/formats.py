@@ -97,7 +97,7 @@ def check_layout(layout: str) -> None:
 
 
 def allowed(formats: list[Format], layout: str, where: str) -> list[Format]:
-    check_layout(layout)
+    # `layout` was checked with the other flags (RunConfig.validate, `data check`).
     kept = [f for f in formats if layout == "auto" or f.layout == layout]
     if not kept:
         layouts = sorted({f.layout for f in formats})

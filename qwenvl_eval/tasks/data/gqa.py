@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...types import Document
+from . import records as rec
 from .formats import Format, SplitSource
 from .hf_parquet import image_from_cell, parquet_files, read_parquet_split
 from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
@@ -24,8 +25,10 @@ INSTRUCTIONS = "testdev_balanced_instructions"
 IMAGES = "testdev_balanced_images"
 
 
-def _doc(qid: str, image, question: str, answer: str, full: str | None) -> Document:
-    fields = {"question": question, "answer": answer, "answers": [answer], "question_id": qid}
+def _doc(qid: str, image, question: str, answer: str | list[str], full: str | None) -> Document:
+    """`answer`: one string, or (eval_mm lines) a list: eval_mm's exact match takes any."""
+    answers = [answer] if isinstance(answer, str) else answer
+    fields = {"question": question, "answer": answers[0], "answers": answers, "question_id": qid}
     if full is not None:
         fields["full_answer"] = full
     return Document(id=qid, images=(image,), fields=fields)
@@ -97,7 +100,8 @@ class GQASource(SplitSource):
         for n, q in enumerate(rows):
             qid = str(require(q, "question_id", (str, int), source=path, item=f"#{n}"))
             question = require(q, "question", str, source=path, item=qid)
-            answer = require(q, "answer", str, source=path, item=qid)
+            # eval_mm scores `answer` as a string or a list of strings, whichever the line has
+            answer = rec.text_or_texts(q, "answer", source=path, item=qid)
             rel = require(q, "image", str, source=path, item=qid)
             image = images.get(strip_data_prefix(rel), source=path, item=qid, field="image")
             docs.append(_doc(qid, image, question, answer, None))

@@ -114,7 +114,8 @@ def positive(value: Any, *, source: Path | str, item: str, field: str) -> float:
 
 def box(value: Any, *, source: Path | str, item: str, field: str, xywh: bool) -> list[float]:
     """A ground-truth box as x1y1x2y2 floats, from COCO `[x, y, w, h]` (`xywh`) or corners.
-    NaN, infinite, zero-area and inverted boxes are refused: any answer would score 0."""
+    NaN, infinite, zero-area and inverted boxes are refused (any answer would score 0), and so
+    is a negative origin (no pixel lies there: the annotation is broken)."""
     form = "[x, y, w, h]" if xywh else "[x1, y1, x2, y2]"
     if (
         not isinstance(value, (list, tuple))
@@ -129,6 +130,10 @@ def box(value: Any, *, source: Path | str, item: str, field: str, xywh: bool) ->
     if x2 <= x or y2 <= y:
         kind = "zero-area" if (x2 == x or y2 == y) else "inverted"
         raise DataError(source, f"{kind} box {list(value)!r} ({form})", item=item, field=field)
+    if x < 0 or y < 0:  # pixels start at 0: such a box is a broken annotation, not an object
+        raise DataError(
+            source, f"box {list(value)!r} ({form}) has a negative origin", item=item, field=field
+        )
     return [x, y, x2, y2]
 
 

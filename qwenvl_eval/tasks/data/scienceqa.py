@@ -6,6 +6,8 @@ Formats read
   "subject", "grade", ...}}`, `scienceqa/pid_splits.json` `{"train": [pid, ...], "test": ...}`
   (the split's order is the evaluation order); images `scienceqa/images/{split}/{pid}/{image}`
   as the official zips unpack, or `scienceqa/images/{pid}/{image}`.
+- Qwen-VL eval_mm's `scienceqa/scienceqa_test_img.jsonl` (the image questions of the test
+  split, the file its script reads), with `problems.json` beside it for the categories.
 - `problems.json` alone, as Qwen-VL's EVALUATION.md leaves it (no `pid_splits.json`): every
   problem carries its own `split`; the file's order is the evaluation order.
 - lmms-lab/ScienceQA-IMG (a repository of its own: `scienceqa/data/test-*.parquet`), for the
@@ -25,7 +27,7 @@ from __future__ import annotations
 import posixpath
 import string
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...errors import DataError
@@ -33,9 +35,10 @@ from ...types import Document, ImageRef
 from . import records as rec
 from .formats import Format, SplitSource
 from .hf_parquet import hf_formats, image_from_cell
-from .locate import ImageCache, read_json
+from .locate import ImageCache, read_json, read_jsonl, strip_data_prefix
 
 LETTERS = string.ascii_uppercase
+EVAL_MM_JSONL = "scienceqa_test_img.jsonl"  # Qwen-VL eval_mm's converted test-image split
 _HF_SPLITS = {"val": "validation", "test": "test", "train": "train"}
 _HF_IMG, _HF_FULL = "ScienceQA-IMG", "ScienceQA-FULL"
 
@@ -66,13 +69,28 @@ class ScienceQAData(SplitSource):
                 (problems, splits),
                 lambda: self._read(folder, root, problems, splits),
             ),
+        ]
+        if self.image_only and self.split == "test":
+            # eval_mm's own file of the 2017 image questions, in its order; problems.json
+            # beside it (EVALUATION.md downloads both) adds the subject and grade categories.
+            jsonl = folder / EVAL_MM_JSONL
+            out += [
+                Format(
+                    "eval_mm jsonl + problems.json",
+                    "eval_mm",
+                    (jsonl, problems),
+                    lambda: self._read_jsonl(root, jsonl, problems),
+                ),
+                Format("eval_mm jsonl", "eval_mm", (jsonl,), lambda: self._read_jsonl(root, jsonl)),
+            ]
+        out.append(
             Format(
                 "problems.json (split per problem)",
                 "eval_mm",
                 (problems,),
                 lambda: self._read(folder, root, problems, None),
-            ),
-        ]
+            )
+        )
         configs = (_HF_IMG, _HF_FULL) if self.image_only else (_HF_FULL,)
         for c in configs:
             out += hf_formats(folder / c, hf_split, self._from_rows)
@@ -124,6 +142,31 @@ class ScienceQAData(SplitSource):
                 image = self._image(folder, pid, name, problems_path, images)
             docs.append(_doc(pid, row, image, problems_path))
         return docs
+
+    def _read_jsonl(self, root: Path, path: Path, problems: Path | None = None) -> list[Document]:
+        """eval_mm's `scienceqa_test_img.jsonl`: lines `{image, question, choices, answer,
+        hint}` with `image` from the folder holding `data/`
+        (`data/scienceqa/images/test/<pid>/image.png`). The id is the pid of the image's
+        folder (the line number when the path has none); the subject and grade come from
+        problems.json when it is given (else they are unknown: no category breakdown)."""
+        known: dict[str, Any] = {}
+        if problems is not None:
+            blob = read_json(problems)
+            if not isinstance(blob, dict):
+                raise DataError(problems, "expected an object keyed by problem id")
+            known = blob
+        images = ImageCache(path.parent, root=root, bases=(root, path.parent))
+        docs: list[Document] = []
+        for n, raw in enumerate(read_jsonl(path), 1):
+            row = rec.record(raw, source=path, item=f"line {n}")
+            rel = strip_data_prefix(rec.text(row, "image", source=path, item=f"line {n}"))
+            parent = PurePosixPath(rel).parent.name
+            pid = parent if parent.isdigit() else str(n)
+            image = images.get(rel, source=path, item=pid, field="image")
+            problem = known.get(pid) if isinstance(known.get(pid), dict) else {}
+            cats = {k: v for k in ("subject", "grade") if isinstance(v := problem.get(k), str)}
+            docs.append(_doc(pid, {"subject": "", "grade": ""} | cats | row, image, path))
+        return rec.check_unique(docs, path)
 
     def _image(
         self, folder: Path, pid: str, name: str, source: Path, images: ImageCache

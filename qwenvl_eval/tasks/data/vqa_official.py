@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from ...errors import DataError
@@ -275,17 +275,20 @@ def read_vqa_jsonl(
         image = images.get(strip_data_prefix(rel), source=path, item=item, field="image")
         answers = None
         if has_answers:
-            answers = _line_answers(row, source=path, item=item)
-            if answers is None and annotations is not None:
-                key = str(row.get("question_id", qid))
+            # The annotations file eval_mm scores with wins; the line's answer (often 1 or 3
+            # answers in eval_mm's files) is only a fallback for questions it lacks.
+            key = str(row.get("question_id", qid))
+            if annotations is not None:
                 answers = annotations.get(key)
-                if answers is None:
-                    raise DataError(
-                        annotations_path or path,
-                        "no annotation for this question",
-                        item=key,
-                        field="question_id",
-                    )
+            if answers is None:
+                answers = _line_answers(row, source=path, item=item)
+            if answers is None and annotations is not None:
+                raise DataError(
+                    annotations_path or path,
+                    "no annotation for this question",
+                    item=key,
+                    field="question_id",
+                )
             if answers is None:
                 raise DataError(
                     path,
@@ -298,13 +301,18 @@ def read_vqa_jsonl(
     return check_unique(docs, path)
 
 
-def vqa_rows(rows: list[dict], source: Path, *, has_answers: bool) -> list[Document]:
+def vqa_rows(
+    rows: list[dict], source: Path, *, has_answers: bool, image_name_id: bool = False
+) -> list[Document]:
     """A Hugging Face copy (lmms-lab/VQAv2, OK-VQA, VizWiz-VQA, textvqa): columns
     `question_id`, `question`, `image` (an HF Image cell) and, for scored splits, `answers`
-    (a list of strings or of `{answer, answer_confidence, answer_id}`)."""
+    (a list of strings or of `{answer, answer_confidence, answer_id}`). `image_name_id`
+    (VizWiz): the id is the image's file name with its extension, as the server wants it."""
     docs: list[Document] = []
     for n, row in enumerate(rows):
         qid = require(row, "question_id", (int, str), source=source, item=f"row {n}")
+        if image_name_id:
+            qid = image_file_name(str(qid), row.get("image"))
         item = str(qid)
         question = require(row, "question", str, source=source, item=item)
         image = image_from_cell(row.get("image"), source=source, item=item, field="image")
@@ -313,6 +321,18 @@ def vqa_rows(rows: list[dict], source: Path, *, has_answers: bool) -> list[Docum
         )
         docs.append(_doc(qid, image, question, answers))
     return check_unique(docs, source)
+
+
+def image_file_name(qid: str, cell: Any) -> str:
+    """VizWiz's question id is its image's file name: the cell's own file name when it has
+    one, else the id, with VizWiz's `.jpg` when it comes without an extension
+    (`VizWiz_test_00000000` -> `VizWiz_test_00000000.jpg`)."""
+    name = getattr(cell, "name", None) or (cell.get("path") if isinstance(cell, dict) else None)
+    if isinstance(name, str) and PurePosixPath(name).suffix:
+        stem = PurePosixPath(name).name
+        if PurePosixPath(stem).stem == PurePosixPath(qid).stem:
+            return stem
+    return qid if PurePosixPath(qid).suffix else f"{qid}.jpg"
 
 
 @dataclass(frozen=True)
@@ -371,7 +391,12 @@ class VQASource(SplitSource):
                 hf_formats(
                     task_dir,
                     self.parquet_split,
-                    lambda rows, where: vqa_rows(rows, where, has_answers=self.has_answers),
+                    lambda rows, where: vqa_rows(
+                        rows,
+                        where,
+                        has_answers=self.has_answers,
+                        image_name_id=self.image_name_id,
+                    ),
                     hub_id=self.hub_id,
                 )
             )

@@ -1,0 +1,133 @@
+"""Multiple-choice answer extraction by rules, as VLMEvalKit's ``can_infer`` does it.
+
+VLMEvalKit scores MMBench, MMStar, RealWorldQA and most multiple-choice sets this way,
+calling a judge LLM only when the rules find nothing (and, without a judge, counting
+those items wrong). Its numbers are the ones the Qwen2-VL report compares with.
+
+:func:`infer_option` (``can_infer_option``): a response containing one of a few refusal
+sentences is ``Z`` (no answer); otherwise ``. ( ) [ ] , : ; ! * # { }`` become spaces and
+the words are compared with the option letters: exactly one letter present, among the
+last 5 words at its first occurrence, is the answer; no letter but a word ``Z`` gives
+``Z``; failing that, "answer is X" (any case, optional ``correct``/``**``, X in A-D)
+names X. :func:`infer_text` (``can_infer_text``): unless the response is longer than
+twice the options' total length, the one option whose lower-cased text occurs in the
+lower-cased response. :func:`infer_choice` (``can_infer``) tries the letter first, the
+text second. "No answer" is ``None`` here (``False`` in VLMEvalKit).
+
+A missing (non-string) prediction is read as "" -- VLMEvalKit reads ``str(x)``, so a NaN
+prediction becomes the text "nan", which could match an option reading "nan".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from qwenvl_eval.metrics._inputs import as_text
+
+REFUSALS: tuple[str, ...] = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
+"""Responses containing one of these are read as ``Z`` (VLMEvalKit's ``reject_to_answer``)."""
+
+NO_ANSWER = "Z"
+API_FAILURE = "Failed to obtain answer via API"
+
+_SEPARATORS = str.maketrans({c: " " for c in ".()[],:;!*#{}"})
+_VERBOSE_ANSWER = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
+_LETTER_WINDOW = 5
+
+
+def _text(prediction: object) -> str:
+    return as_text(prediction) or ""
+
+
+def infer_option(prediction: object, choices: Mapping[str, object]) -> str | None:
+    """The option letter (or ``Z``) a response names by letter, ``None`` if none."""
+    text = _text(prediction)
+    if API_FAILURE in text:
+        return None
+    if any(refusal in text for refusal in REFUSALS):
+        return NO_ANSWER
+    words = text.translate(_SEPARATORS).split()
+    present = [letter for letter in choices if letter in words]
+    if len(present) == 1:
+        if words.index(present[0]) > len(words) - _LETTER_WINDOW:
+            return present[0]
+    elif not present and NO_ANSWER in words:
+        return NO_ANSWER
+    match = _VERBOSE_ANSWER.search(text)
+    if match and match.group(1).upper() in choices:
+        return match.group(1).upper()
+    return None
+
+
+def infer_text(prediction: object, choices: Mapping[str, object]) -> str | None:
+    """The one option whose text the response contains, ``None`` if none or several."""
+    text = _text(prediction).lower()
+    if len(text) > 2 * sum(len(str(v)) for v in choices.values()):
+        return None
+    found = [letter for letter, option in choices.items() if str(option).lower() in text]
+    return found[0] if len(found) == 1 else None
+
+
+def infer_choice(prediction: object, choices: Mapping[str, object]) -> str | None:
+    """The letter a response chooses: by letter, else by option text; ``None`` if neither."""
+    return infer_option(prediction, choices) or infer_text(prediction, choices)
+
+
+def choice_correct(prediction: object, choices: Mapping[str, object], answer: str) -> bool:
+    """One item scored as VLMEvalKit's vanilla (non-circular) evaluation without a judge."""
+    return infer_choice(prediction, choices) == answer
+
+
+@dataclass(frozen=True)
+class ChoiceRecord:
+    """One scored item for :func:`choice_breakdown`."""
+
+    hit: bool
+    category: str | None = None
+    l2_category: str | None = None
+    split: str | None = None
+
+
+MMBENCH_ABBREVIATIONS: dict[str, str] = {
+    "coarse_perception": "CP",
+    "finegrained_perception (instance-level)": "FP-S",
+    "finegrained_perception (cross-instance)": "FP-C",
+    "logic_reasoning": "LR",
+    "relation_reasoning": "RR",
+    "attribute_reasoning": "AR",
+}
+"""The short names VLMEvalKit reports MMBench's level-2 abilities under."""
+
+
+def _mean(hits: list[bool]) -> float:
+    return sum(hits) / len(hits) if hits else float("nan")
+
+
+def choice_breakdown(records: Iterable[ChoiceRecord]) -> dict[str, dict[str, float]]:
+    """Accuracy per split: ``Overall``, then each level-2 category, then each category.
+
+    As VLMEvalKit's ``report_acc``: names sorted within each level, MMBench abilities
+    under their abbreviations, a category named like a level-2 category overwriting it;
+    records without a split are in split ``none``. A group with no record in a split
+    gives NaN there, as ``numpy.mean`` of nothing does.
+    """
+    records = list(records)
+    splits = sorted({r.split or "none" for r in records})
+    out: dict[str, dict[str, float]] = {}
+    for split in splits:
+        in_split = [r for r in records if (r.split or "none") == split]
+        row = {"Overall": _mean([r.hit for r in in_split])}
+        for field in ("l2_category", "category"):
+            names = sorted({getattr(r, field) for r in records} - {None})
+            for name in names:
+                hits = [r.hit for r in in_split if getattr(r, field) == name]
+                row[MMBENCH_ABBREVIATIONS.get(name, name)] = _mean(hits)
+        out[split] = row
+    return out

@@ -1,0 +1,193 @@
+"""OCRBench, MME and HallusionBench: both data formats, the Qwen2-VL prompt, scoring end to
+end, the real tiny model on the built-in sets, batch-size invariance."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwenvl_eval import registry
+from qwenvl_eval.errors import DataError
+from qwenvl_eval.tasks.data.check import check_tasks
+from tests.tasks import _docs_fixtures as dfx
+from tests.tasks.test_qwen2vl_choice import _b64, _prompt_text, _run, _tiny_run, _tsv
+
+OPEN_TASKS = ["ocrbench", "mme", "hallusionbench", "infovqa"]
+
+
+# -- data ------------------------------------------------------------------------------------
+def test_ocrbench_tsv_answers_are_a_list_literal(tmp_path):
+    rows = [{"index": 0, "image": _b64(1), "question": "what is written in the image?",
+             "answer": "['Stop', 'STOP']", "category": "Regular Text Recognition"}]  # fmt: skip
+    _tsv(tmp_path / "ocrbench" / "OCRBench.tsv", rows)
+    task = registry.get_task("ocrbench")
+    (doc,) = task.load(tmp_path).docs
+    assert doc.fields["answers"] == ["Stop", "STOP"]
+    assert _prompt_text(task, doc) == (
+        "what is written in the image?\n"
+        "Please try to answer the question with short words or phrases if possible."
+    )
+
+
+def test_ocrbench_tsv_answer_that_is_code_is_refused(tmp_path):
+    rows = [{"index": 4, "image": _b64(1), "question": "q", "answer": "[__import__('os')]",
+             "category": "Regular Text Recognition"}]  # fmt: skip
+    _tsv(tmp_path / "ocrbench" / "OCRBench.tsv", rows)
+    with pytest.raises(DataError, match=r"OCRBench.tsv.*4.*answer"):
+        registry.get_task("ocrbench").load(tmp_path)
+
+
+def test_ocrbench_lmms_lab_parquet(tmp_path):
+    rows = [{"dataset": "IIIT5K", "question": "what is written in the image?",
+             "question_type": "Regular Text Recognition", "answer": ["Stop"],
+             "image": dfx.png_cell("0.png")}]  # fmt: skip
+    dfx.write_parquet(tmp_path / "ocrbench" / "test-00000-of-00001.parquet", rows)
+    (doc,) = registry.get_task("ocrbench").load(tmp_path).docs
+    assert doc.fields["answers"] == ["Stop"] and doc.fields["category"].startswith("Regular")
+
+
+def test_mme_tsv_and_parquet_pair_the_questions_of_an_image(tmp_path):
+    rows = [
+        {"index": 0, "image": _b64(1), "question": "Is it red? Please answer yes or no.",
+         "answer": "Yes", "category": "color"},
+        {"index": 1, "image": "0", "question": "Is it blue? Please answer yes or no.",
+         "answer": "No", "category": "color"},
+    ]  # fmt: skip
+    _tsv(tmp_path / "mme" / "MME.tsv", rows)
+    task = registry.get_task("mme")
+    a, b = task.load(tmp_path).docs
+    assert a.fields["image_key"] == b.fields["image_key"]
+    assert _prompt_text(task, a) == rows[0]["question"]  # MME's own text, nothing added
+    hf = [
+        {"question_id": "color/000.png", "question": r["question"], "answer": r["answer"],
+         "category": "color", "image": dfx.png_cell("000.png")}
+        for r in rows
+    ]  # fmt: skip
+    dfx.write_parquet(tmp_path / "hf" / "mme" / "test-00000-of-00001.parquet", hf)
+    c, d = task.load(tmp_path / "hf").docs
+    assert c.fields["image_key"] == d.fields["image_key"] == "color/000.png"
+    assert (c.fields["answer"], d.fields["subtask"]) == ("Yes", "color")
+
+
+def test_mme_answer_must_be_yes_or_no(tmp_path):
+    rows = [{"index": 3, "image": _b64(1), "question": "Q", "answer": "maybe", "category": "OCR"}]
+    _tsv(tmp_path / "mme" / "MME.tsv", rows)
+    with pytest.raises(DataError, match=r"MME.tsv.*3.*answer"):
+        registry.get_task("mme").load(tmp_path)
+
+
+def test_hallusionbench_tsv_and_parquet(tmp_path):
+    rows = [{"index": 0, "image": _b64(1), "question": "Is the line longer?", "answer": "No",
+             "category": "VD", "l2-category": "illusion", "set_id": 2, "figure_id": 1,
+             "question_id": 0}]  # fmt: skip
+    _tsv(tmp_path / "hallusionbench" / "HallusionBench.tsv", rows)
+    task = registry.get_task("hallusionbench")
+    (doc,) = task.load(tmp_path).docs
+    assert (doc.fields["subcategory"], doc.fields["set_id"]) == ("illusion", "2")
+    assert _prompt_text(task, doc) == "Is the line longer? Please answer yes or no."
+    hf = [{"category": "VD", "subcategory": "illusion", "visual_input": "1", "set_id": "2",
+           "figure_id": "1", "sample_note": "x", "question_id": "0",
+           "question": "Is the line longer?", "gt_answer_details": "d", "gt_answer": "0",
+           "filename": "a.png", "image": dfx.png_cell("a.png")}]  # fmt: skip
+    dfx.write_parquet(tmp_path / "hf" / "hallusionbench" / "image-00000-of-00001.parquet", hf)
+    (h,) = task.load(tmp_path / "hf").docs
+    assert {k: h.fields[k] for k in doc.fields if k != "hint"} == {
+        k: doc.fields[k] for k in doc.fields if k != "hint"
+    }
+
+
+@pytest.mark.parametrize("name", OPEN_TASKS)
+def test_data_check_reports_the_builtin_tsv(name):
+    (row,) = check_tasks([name], "builtin")
+    assert row.status == "partial" and row.format == "vlmeval tsv" and row.items == 32, row
+
+
+# -- scoring end to end (a scripted model) ---------------------------------------------------
+def test_ocrbench_sums_per_category(tmp_path):
+    # Right (an answer inside a longer text) on the first item of each category only.
+    seen: set[str] = set()
+
+    def answers(doc):
+        cat = doc.fields["category"]
+        if cat in seen:
+            return "no idea"
+        seen.add(cat)
+        return f"It reads {doc.fields['answers'][0].upper()}."
+
+    result, docs = _run("ocrbench", answers, tmp_path)
+    # The handwritten-maths rule is case-sensitive and ignores spaces: upper-casing "x^{3}"
+    # makes it "X^{3}", which does not match; the other categories lower-case both sides.
+    assert result.metrics["final_score"] == 3.0
+    assert result.metrics["score/Regular Text Recognition"] == 1.0
+    assert result.metrics["score/Text Recognition"] == 1.0
+    assert result.metrics["score/Handwritten Mathematical Expression Recognition"] == 0.0
+    assert result.metrics["acc"] == pytest.approx(100 * 3 / len(docs))
+
+
+def test_mme_acc_plus_needs_both_questions_of_an_image(tmp_path):
+    # Always "Yes": every Yes question right, every No question wrong.
+    result, docs = _run("mme", lambda d: "Yes, it is.", tmp_path)
+    # Per subtask: acc 0.5, acc+ 0 -> 50; perception has 3 subtasks here, cognition 1.
+    assert result.metrics["score/color"] == 50.0
+    assert result.metrics["perception"] == 150.0 and result.metrics["cognition"] == 50.0
+    assert result.metrics["total"] == 200.0 and result.metrics["acc"] == 50.0
+
+
+def test_hallusionbench_figure_and_question_accuracies(tmp_path):
+    # Right everywhere except figure 1's question 0 of set 0.
+    def answers(doc):
+        f = doc.fields
+        wrong = (f["set_id"], f["figure_id"], f["question_id"]) == ("0", "1", "0")
+        return {"Yes": "No", "No": "Yes"}[f["answer"]] if wrong else f["answer"] + "."
+
+    result, docs = _run("hallusionbench", answers, tmp_path)
+    assert result.metrics["aAcc"] == pytest.approx(100 * 31 / 32)
+    assert result.metrics["fAcc"] == pytest.approx(100 * 7 / 8)  # 8 figures, one broken
+    assert result.metrics["qAcc"] == pytest.approx(100 * 15 / 16)  # 16 questions over figures
+    expected = (100 * 31 / 32 + 100 * 7 / 8 + 100 * 15 / 16) / 3
+    assert result.metrics["overall"] == pytest.approx(expected)
+    assert result.metrics["aAcc/VS"] == 100.0 and result.metrics["aAcc/illusion"] < 100
+
+
+# -- the real tiny model ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", OPEN_TASKS)
+def test_tiny_model_scores_and_batch_size_does_not_change_answers(name, tmp_path):
+    one, out_one = _tiny_run(name, 1, tmp_path / "b1")
+    three, out_three = _tiny_run(name, 3, tmp_path / "b3")
+    assert one.counts["errors"] == 0 and one.counts["items"] == 6
+    assert out_one == out_three and all(isinstance(t, str) for t in out_one.values())
+    assert one.metrics == three.metrics
+    assert set(registry.get_task(name).metrics) <= set(one.metrics)
+
+
+# -- InfographicVQA ----------------------------------------------------------------------------
+def test_infovqa_tsv_and_lmms_lab_parquet(tmp_path):
+    rows = [{"index": 7, "image": _b64(1), "question": "Which year?",
+             "answer": "['1999', 'in 1999']"}]  # fmt: skip
+    _tsv(tmp_path / "infovqa" / "InfoVQA_VAL.tsv", rows)
+    task = registry.get_task("infovqa")
+    (doc,) = task.load(tmp_path).docs
+    assert (doc.id, doc.fields["answers"]) == ("7", ["1999", "in 1999"])
+    hf = [{"questionId": "65", "question": "Which year?", "answers": ["1999"],
+           "question_types": ["x"], "image": dfx.png_cell("i.png"), "docId": 1,
+           "ucsf_document_id": "a", "ucsf_document_page_no": "1"}]  # fmt: skip
+    path = tmp_path / "hf" / "infovqa" / "InfographicVQA" / "validation-00000-of-00001.parquet"
+    dfx.write_parquet(path, hf)
+    (h,) = task.load(tmp_path / "hf").docs
+    assert (h.id, h.fields["answers"]) == ("65", ["1999"])
+
+
+def test_infovqa_anls_end_to_end(tmp_path):
+    # "N%" exactly for even items; "N %" (one edit in 3-4 characters) for odd ones.
+    def answers(doc):
+        n = doc.fields["answers"][1]
+        return f" {n}% " if int(doc.id) % 2 == 0 else f"{n} %"
+
+    result, docs = _run("infovqa", answers, tmp_path)
+    from qwenvl_eval.metrics.anls import anls
+
+    expected = [
+        anls(f"{d.fields['answers'][1]}" + ("%" if int(i) % 2 == 0 else " %"), d.fields["answers"])
+        for i, d in docs.items()
+    ]
+    assert result.metrics["anls"] == pytest.approx(100 * sum(expected) / len(expected))
+    assert 50 < result.metrics["anls"] < 100
