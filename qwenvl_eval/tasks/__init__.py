@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     qwen2vl_mathvista,
     qwen2vl_mmmu,
     qwen2vl_open,
+    qwen2vl_report,
     scienceqa,
     textdocs,
     vqa,

@@ -48,6 +48,8 @@ def _outside(box, size: tuple[float, float]) -> dict[str, bool]:
 class GroundingTask(Task):
     prompts = {
         "qwen-vl": Raw("<img>{image}</img><ref>{expression}</ref><box>"),
+        # The Qwen2-VL report's grounding format (arXiv 2409.12191, section 2.2): the phrase
+        # between <|object_ref_start|>/<|object_ref_end|>, the answer a box in [0, 1000).
         "qwen2-vl": Chat(
             "Output the bounding box of "
             "<|object_ref_start|>{expression}<|object_ref_end|> in the image."

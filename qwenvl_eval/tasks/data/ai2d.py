@@ -13,12 +13,18 @@ Formats read
   option's letter and its text (exact match accepts either).
 
 Documents: fields `question`, `answers`.
+
+`AI2DChoiceData` reads the same files as multiple choice, the form VLMEvalKit's `AI2D_TEST`
+has (question, options A-D, answer letter) and the Qwen2-VL report is scored in: the `A. ...`
+option lines are read out of the question (which keeps its stem), and the reference becomes
+the letter it names (an answer given as the option's text is mapped to its letter). Documents:
+fields `question` (the stem), `options` ({letter: text}), `answer` (a letter), `hint` (None).
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...errors import DataError
@@ -27,6 +33,7 @@ from . import records as rec
 from .formats import Format, SplitSource
 from .hf_parquet import hf_formats, image_from_cell
 from .locate import ImageCache, read_jsonl, strip_data_prefix
+from .vlmeval_choice_data import split_realworldqa_question
 
 _LETTERS = string.ascii_uppercase
 
@@ -105,3 +112,38 @@ def _from_rows(rows: list[dict], folder: Path) -> list[Document]:
             )
         )
     return docs
+
+
+@dataclass(frozen=True)
+class AI2DChoiceData(AI2DData):
+    """The AI2D files above, each item as multiple choice (see the module's docstring)."""
+
+    def formats(self, root: Path) -> list[Format]:
+        return [
+            replace(f, read=lambda f=f: [as_choice(d, f.needs[0]) for d in f.read()])
+            for f in super().formats(root)
+        ]
+
+
+def as_choice(doc: Document, source: Path) -> Document:
+    """One AI2D item with its options and answer letter read out of its question/answers."""
+    stem, options = split_realworldqa_question(doc.fields["question"])
+    if not options:
+        raise DataError(
+            source, "no 'A. ...' option lines in the question", item=doc.id, field="question"
+        )
+    answers = [a.strip() for a in doc.fields["answers"]]
+    letter = next((a for a in answers if a in options), None)
+    if letter is None:
+        by_text = {v.strip().lower(): k for k, v in options.items()}
+        letter = next((by_text[a.lower()] for a in answers if a.lower() in by_text), None)
+    if letter is None:
+        raise DataError(
+            source,
+            f"{doc.fields['answers']!r} is neither an option letter nor an option's text "
+            f"(options {', '.join(options)})",
+            item=doc.id,
+            field="answer",
+        )
+    fields = {"question": stem, "options": options, "answer": letter, "hint": None}
+    return Document(id=doc.id, images=doc.images, fields=fields)
