@@ -17,7 +17,10 @@ Source: VLMEvalKit, whose runs the report's table was compared with.
   prediction)` (pix2struct's order: the relative error is divided by the TARGET), so ChartQA's
   headline here is relaxed accuracy in "correct" mode; AI2D is read as an option letter by
   `can_infer` (metrics.vlmeval_choice), no judge. DocVQA (ANLS) and TextVQA (VQA accuracy)
-  keep the base tasks' metrics.
+  keep the base tasks' metrics. Known difference: VLMEvalKit's `vqa_score` normalises the
+  prediction AND every human answer (punctuation, digits, articles) on every question, which
+  neither of our two VQA normalisations does exactly (both are reported).
+- Data: AI2D as VLMEvalKit's `AI2D_TEST.tsv` when present (`data.ai2d.AI2DChoiceData`).
 
 RefCOCO needs no variant: the `qwen2-vl` grounding prompt of `grounding.py` already asks in
 the Qwen2-VL report's grounding format, and VLMEvalKit has no RefCOCO run for Qwen2-VL.

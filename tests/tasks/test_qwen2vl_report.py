@@ -18,6 +18,7 @@ from qwenvl_eval.tasks.data.locate import builtin_root
 from qwenvl_eval.tasks.prompts import render_raw
 from qwenvl_eval.types import Document, Generation, Image, Response, Text
 from tests.tasks import _docs_fixtures as fx
+from tests.tasks.test_qwen2vl_choice import _b64, _tsv
 
 # VLMEvalKit vlmeval/vlm/qwen2_vl/prompt.py, Qwen2VLPromptMixin._build_vqa_prompt (VQA_PROMPT)
 # and _build_mcq_prompt (MCQ_EN_PROMPT); written out here, not imported from the code.
@@ -63,6 +64,39 @@ def test_ai2d_variant_reads_options_and_answer_letter_out_of_the_jsonl(tmp_path)
         {"question": "What stage is E?", "options": {"A": "egg", "B": "larva"},
          "answer": "B", "hint": None},
     ]  # fmt: skip
+
+
+def test_ai2d_variant_prefers_vlmevalkits_tsv(tmp_path):
+    fx.write_ai2d(tmp_path)  # present too: the TSV wins
+    rows = [
+        {
+            "index": 7,
+            "image": _b64(1),
+            "question": "Which is a producer?",
+            "A": "fox",
+            "B": "grass",
+            "C": "owl",
+            "D": None,
+            "answer": "B",
+            "category": "foodChains",
+        }
+    ]
+    _tsv(tmp_path / "ai2d" / "AI2D_TEST.tsv", rows)
+    task = registry.get_task("ai2d_qwen2vl")
+    (doc,) = task.load(tmp_path).docs
+    assert (doc.id, doc.fields["options"], doc.fields["answer"]) == (
+        "7",
+        {"A": "fox", "B": "grass", "C": "owl"},
+        "B",
+    )
+    (req,) = task.request(doc, QWEN2_VL.info).parts[1:]
+    assert req == Text(
+        f"Question: Which is a producer?\nOptions:\nA. fox\nB. grass\nC. owl\n{MCQ_EN}"
+    )
+    _tsv(tmp_path / "ai2d" / "AI2D_TEST.tsv", [{**rows[0], "answer": "D"}])
+    with pytest.raises(DataError, match=r"AI2D_TEST\.tsv, item 7, field 'answer': answer 'D' is"):
+        task.load(tmp_path)
+    assert registry.get_task("ai2d").load(tmp_path).docs[0].id == "11"  # base: eval_mm file
 
 
 @pytest.mark.parametrize("family", CHAT_FAMILIES, ids=lambda f: f.name)

@@ -14,11 +14,12 @@ Formats read
 
 Documents: fields `question`, `answers`.
 
-`AI2DChoiceData` reads the same files as multiple choice, the form VLMEvalKit's `AI2D_TEST`
-has (question, options A-D, answer letter) and the Qwen2-VL report is scored in: the `A. ...`
-option lines are read out of the question (which keeps its stem), and the reference becomes
-the letter it names (an answer given as the option's text is mapped to its letter). Documents:
-fields `question` (the stem), `options` ({letter: text}), `answer` (a letter), `hint` (None).
+`AI2DChoiceData` reads AI2D as multiple choice, the form the Qwen2-VL report is scored in:
+first VLMEvalKit's own file, `ai2d/AI2D_TEST.tsv` (index, base64 image, question, A-D,
+answer letter; layout `official`), then the files above, whose `A. ...` option lines are read
+out of the question (which keeps its stem) and whose reference becomes the letter it names
+(an answer given as the option's text is mapped to its letter). Documents: fields `question`
+(the stem), `options` ({letter: text}), `answer` (a letter), `hint`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ...errors import DataError
 from ...types import Document
@@ -33,7 +35,9 @@ from . import records as rec
 from .formats import Format, SplitSource
 from .hf_parquet import hf_formats, image_from_cell
 from .locate import ImageCache, read_jsonl, strip_data_prefix
+from .vlmeval_bench import BenchSource
 from .vlmeval_choice_data import split_realworldqa_question
+from .vlmeval_tsv import VLMEvalRecord
 
 _LETTERS = string.ascii_uppercase
 
@@ -118,11 +122,31 @@ def _from_rows(rows: list[dict], folder: Path) -> list[Document]:
 class AI2DChoiceData(AI2DData):
     """The AI2D files above, each item as multiple choice (see the module's docstring)."""
 
+    tsv: str = "AI2D_TEST.tsv"
+
     def formats(self, root: Path) -> list[Format]:
-        return [
+        # Only the TSV format of this source is used: the HF copy is read below, as `ai2d` reads it.
+        vlmeval = BenchSource(self.subdir, self.tsv, "test", _letter_answer, _no_hf)
+        return [vlmeval.formats(root)[0]] + [
             replace(f, read=lambda f=f: [as_choice(d, f.needs[0]) for d in f.read()])
             for f in super().formats(root)
         ]
+
+
+def _letter_answer(record: VLMEvalRecord, source: Path) -> dict[str, Any]:
+    """The TSV row's answer must be one of its option letters; nothing to add."""
+    if record.answer not in record.options:
+        raise DataError(
+            source,
+            f"answer {record.answer!r} is not one of {', '.join(record.options) or 'no options'}",
+            item=record.index,
+            field="answer",
+        )
+    return {}
+
+
+def _no_hf(row: dict[str, Any], item: str, folder: Path) -> dict[str, Any]:
+    raise AssertionError("AI2DChoiceData reads the HF copy through AI2DData")
 
 
 def as_choice(doc: Document, source: Path) -> Document:
