@@ -1,9 +1,11 @@
 """MMBench, MMStar and RealWorldQA as VLMEvalKit's TSV files and the public HF copies.
 
-- MMBench dev EN: `mmbench/MMBench_DEV_EN.tsv` (VLMEvalKit; columns index, question, hint,
-  A-D, answer, category, l2-category, split; the rotations of a question are the rows
-  `index + k x 1e6`), or lmms-lab/MMBench config `en` (`mmbench/en/dev-*.parquet`: the same
-  columns, `L2-category`). Fields: `category`, `l2_category`, `group` (index % 1e6).
+- MMBench dev (EN, CN; V1.0 and V1.1): VLMEvalKit's `mmbench/MMBench_DEV_{EN,CN}[_V11].tsv`
+  (columns index, question, hint, A-D, answer, category, l2-category, split; the rotations
+  of a question are the rows `index + k x 1e6`), or lmms-lab/MMBench configs `en` and `cn`
+  (`mmbench/{en,cn}/dev-*.parquet`: the same columns, `L2-category`; `en` has a string
+  `index` and "nan" for a missing hint or option, `cn` an int64 `index`). V1.1 has no
+  public HF copy: its TSV only. Fields: `category`, `l2_category`, `group` (index % 1e6).
 - MMStar: `mmstar/MMStar.tsv` (index, question, A-D, answer, category, l2-category), or
   Lin-Chen/MMStar (`mmstar/val-*.parquet`: index, question with its options written in
   as "Options: A: ..., B: ...", answer, category, l2_category): the options are read out
@@ -60,17 +62,28 @@ def _mmbench_hf(row: dict[str, Any], item: str, folder: Path) -> dict[str, Any]:
     }
 
 
-MMBENCH_DEV_EN = BenchSource(
-    subdir="mmbench",
-    tsv="MMBench_DEV_EN.tsv",
-    hf_split="dev",
-    hf_subdir="en",
-    hub_id="lmms-lab/MMBench",
-    hf_id="index",
-    from_tsv=_mmbench_tsv,
-    from_hf=_mmbench_hf,
-    split_size=4329,  # rows (rotations) of VLMEvalKit's file: 1164 questions
-)
+def mmbench_dev(tsv_stem: str, hf_config: str | None, split_size: int | None) -> BenchSource:
+    """One MMBench dev file: VLMEvalKit's `{tsv_stem}.tsv` (its name in VLMEvalKit, with the
+    MD5 in `vlmeval_tsv.VLMEVAL_MD5`), or lmms-lab/MMBench config `hf_config` (None: none)."""
+    return BenchSource(
+        subdir="mmbench",
+        tsv=f"{tsv_stem}.tsv",
+        hf_split="dev" if hf_config else None,
+        hf_subdir=hf_config or "",
+        hub_id="lmms-lab/MMBench" if hf_config else None,
+        hf_id="index",
+        from_tsv=_mmbench_tsv,
+        from_hf=_mmbench_hf,
+        split_size=split_size,
+    )
+
+
+# Rows (rotations) per file: 4329 (1164 questions) in VLMEvalKit's V1.0 files and both
+# lmms-lab `dev` splits; no public count for V1.1 (None: `data check` compares nothing).
+MMBENCH_DEV_EN = mmbench_dev("MMBench_DEV_EN", "en", 4329)
+MMBENCH_DEV_CN = mmbench_dev("MMBench_DEV_CN", "cn", 4329)
+MMBENCH_V11_DEV_EN = mmbench_dev("MMBench_DEV_EN_V11", None, None)
+MMBENCH_V11_DEV_CN = mmbench_dev("MMBench_DEV_CN_V11", None, None)
 
 
 # -- MMStar --------------------------------------------------------------------------------
