@@ -23,6 +23,7 @@ from qwenvl_eval.tasks.data.locate import builtin_root
 from qwenvl_eval.types import Text
 from tests.fakes import FakeRunner
 from tests.tasks import _docs_fixtures as dfx
+from tests.tasks import _hf_cards as cards
 
 # MMBench dev: VLMEvalKit's file and the lmms-lab/MMBench config (None: no public HF copy).
 MMBENCH = {
@@ -32,15 +33,6 @@ MMBENCH = {
     "mmbench_v11_dev_cn": ("MMBench_DEV_CN_V11.tsv", None),
 }
 CHOICE_TASKS = [*MMBENCH, "mmstar", "realworldqa"]
-
-# lmms-lab/MMBench's dataset card (README `dataset_info`, revision ac155b9): config `en` has a
-# string `index`, config `cn` an int64 one; the other columns are the same, in this order.
-_MMBENCH_CARD = {"question": "string", "hint": "string", "answer": "string", "A": "string",
-                 "B": "string", "C": "string", "D": "string", "category": "string",
-                 "image": "image", "source": "string", "L2-category": "string",
-                 "comment": "string", "split": "string"}  # fmt: skip
-MMBENCH_EN_FEATURES = {"index": "string", **_MMBENCH_CARD}
-MMBENCH_CN_FEATURES = {"index": "int64", **_MMBENCH_CARD}
 
 
 def _b64(seed: int) -> str:
@@ -146,7 +138,7 @@ def test_mmbench_lmms_lab_parquet_en(tmp_path):
         for k, o in enumerate([("x", "y"), ("y", "x")])
     ]  # fmt: skip
     shard = tmp_path / "mmbench" / "en" / "dev-00000-of-00001.parquet"
-    dfx.write_hf_parquet(shard, rows, MMBENCH_EN_FEATURES)
+    dfx.write_hf_parquet(shard, rows, cards.MMBENCH_EN)
     task = registry.get_task("mmbench_dev_en")
     split = task.load(tmp_path, "hf")
     assert split.info["format"] == "hf parquet"
@@ -169,7 +161,7 @@ def test_mmbench_lmms_lab_parquet_cn(tmp_path):
         for k, o in enumerate([("甲", "乙"), ("乙", "甲")])
     ]  # fmt: skip
     shard = tmp_path / "mmbench" / "cn" / "dev-00000-of-00001.parquet"
-    dfx.write_hf_parquet(shard, rows, MMBENCH_CN_FEATURES)
+    dfx.write_hf_parquet(shard, rows, cards.MMBENCH_CN)
     task = registry.get_task("mmbench_dev_cn")
     a, b = task.load(tmp_path, "hf").docs
     assert (a.id, b.id, b.fields["group"]) == ("4", "1000004", 4)
@@ -188,9 +180,14 @@ def test_mmbench_v11_has_no_hf_copy(name, tmp_path):
 def test_mmstar_hf_copy_reads_the_options_out_of_the_question(tmp_path):
     rows = [{"index": 0, "question": "Which is on top?\nOptions: A: a cat, B: a dog, sleeping, "
              "C: a fox, D: none", "answer": "B", "category": "c", "l2_category": "l2",
-             "meta_info": {"source": "x"}, "image": dfx.png_cell("m.png")}]  # fmt: skip
-    dfx.write_parquet(tmp_path / "mmstar" / "val-00000-of-00001.parquet", rows)
-    (doc,) = registry.get_task("mmstar").load(tmp_path).docs
+             "meta_info": {"source": "x", "split": "val", "image_path": "images/0.jpg"},
+             "image": dfx.png_cell("m.png")}]  # fmt: skip
+    # the card's one file for split `val`, as downloaded (no `val-*` shard names)
+    dfx.write_hf_parquet(tmp_path / "mmstar" / "mmstar.parquet", rows, cards.MMSTAR)
+    split = registry.get_task("mmstar").load(tmp_path, "hf")
+    assert split.info["files"][0]["path"].endswith("mmstar/mmstar.parquet")
+    (doc,) = split.docs
+    assert (doc.id, doc.fields["answer"], doc.fields["l2_category"]) == ("0", "B", "l2")
     assert doc.fields["question"] == "Which is on top?"
     expected = {"A": "a cat", "B": "a dog, sleeping", "C": "a fox", "D": "none"}
     assert doc.fields["options"] == expected
@@ -204,7 +201,8 @@ def test_realworldqa_hf_copy_multiple_choice_and_open(tmp_path):
         {"question": "How many cars are there? Please answer directly with a single word or "
          "number.", "answer": "2", "image": dfx.png_cell("1.png", 1)},
     ]  # fmt: skip
-    dfx.write_parquet(tmp_path / "realworldqa" / "test-00000-of-00001.parquet", rows)
+    shard = tmp_path / "realworldqa" / "data" / "test-00000-of-00002.parquet"
+    dfx.write_hf_parquet(shard, rows, cards.REALWORLDQA)
     task = registry.get_task("realworldqa")
     mc, open_ = task.load(tmp_path).docs
     assert mc.fields["question"] == "Where is the car?"

@@ -46,6 +46,7 @@ class BenchSource(SplitSource):
     hf_id: str | None = None  # the HF column holding the question id (else the row number)
     tsv_split: str | None = None  # keep only the TSV rows of this `split` (MMMU_DEV_VAL)
     hf_images: tuple[str, ...] = ()  # the HF image columns, when not `image`/`image_N`
+    hf_files: tuple[str, ...] = ()  # the split's files, where the card names them
 
     def formats(self, root: Path) -> list[Format]:
         folder = root / self.subdir
@@ -55,7 +56,12 @@ class BenchSource(SplitSource):
             return out
         hf_folder = folder / self.hf_subdir if self.hf_subdir else folder
         return out + hf_formats(
-            hf_folder, self.hf_split, self._read_hf, hub_id=self.hub_id, hub_subdir=self.hf_subdir
+            hf_folder,
+            self.hf_split,
+            self._read_hf,
+            hub_id=self.hub_id,
+            hub_subdir=self.hf_subdir,
+            named=self.hf_files,
         )
 
     def _read_tsv(self, path: Path) -> list[Document]:

@@ -7,9 +7,10 @@
   `index` and "nan" for a missing hint or option, `cn` an int64 `index`). V1.1 has no
   public HF copy: its TSV only. Fields: `category`, `l2_category`, `group` (index % 1e6).
 - MMStar: `mmstar/MMStar.tsv` (index, question, A-D, answer, category, l2-category), or
-  Lin-Chen/MMStar (`mmstar/val-*.parquet`: index, question with its options written in
-  as "Options: A: ..., B: ...", answer, category, l2_category): the options are read out
-  of the question, which keeps its stem.
+  Lin-Chen/MMStar (its card's config `mmstar`, split `val`, is one file, `mmstar.parquet`:
+  index, question with its options written in as "Options: A: ..., B: ...", image, answer,
+  category, l2_category, meta_info): the options are read out of the question, which keeps
+  its stem.
 - RealWorldQA: `realworldqa/RealWorldQA.tsv` (index, question, A-D where multiple choice,
   answer), or lmms-lab/RealWorldQA (`realworldqa/test-*.parquet`: question with its options
   as `A. ...` lines and an instruction line, answer): options read out of the question.
@@ -127,6 +128,7 @@ MMSTAR = BenchSource(
     tsv="MMStar.tsv",
     hf_split="val",
     hub_id="Lin-Chen/MMStar",
+    hf_files=("mmstar.parquet",),
     hf_id="index",
     from_tsv=_mmstar_tsv,
     from_hf=_mmstar_hf,
