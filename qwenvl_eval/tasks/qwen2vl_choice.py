@@ -1,5 +1,5 @@
 """Multiple-choice benchmarks of the Qwen2-VL report, scored as VLMEvalKit scores them:
-MMBench dev (CircularEval), MMStar and RealWorldQA.
+MMBench dev EN/CN, V1.0/V1.1 (CircularEval), MMStar and RealWorldQA.
 
 Protocol: the Qwen2-VL multiple-choice prompt (`qwen2vl_prompts`, VLMEvalKit's
 `_build_mcq_prompt`), greedy, at most 2048 new tokens; the answer letter is read from the
@@ -17,7 +17,14 @@ from ..semantics import no_item_score
 from ..types import Document, FamilyInfo, ItemResult, Response
 from .base import Aggregate, Scored, Task
 from .data.vlmeval_bench import BenchSource
-from .data.vlmeval_choice_data import MMBENCH_DEV_EN, MMSTAR, REALWORLDQA
+from .data.vlmeval_choice_data import (
+    MMBENCH_DEV_CN,
+    MMBENCH_DEV_EN,
+    MMBENCH_V11_DEV_CN,
+    MMBENCH_V11_DEV_EN,
+    MMSTAR,
+    REALWORLDQA,
+)
 from .prompts import Prompt
 from .qwen2vl_prompts import (
     MCQ_PROMPTS,
@@ -28,6 +35,9 @@ from .qwen2vl_prompts import (
 )
 
 GROUP = ("qwen2vl-image",)
+# The report's table has MMBench-EN, MMBench-CN and MMBench-V1.1 (EN): those run with the
+# report's group; V1.1 CN is in the per-benchmark group only.
+MMBENCH = ("mmbench",)
 
 
 class ChoiceTask(Task):
@@ -79,14 +89,13 @@ def _named(row: dict[str, float], headline: str) -> dict[str, float]:
     return {(headline if k == "Overall" else f"{headline}/{k}"): 100.0 * v for k, v in row.items()}
 
 
-@register_task("mmbench_dev_en", group=GROUP, aliases=("mmbench",))
-class MMBenchDevEN(ChoiceTask):
+class MMBenchDev(ChoiceTask):
     """CircularEval: each question is asked once per rotation of its options (the TSV's rows
     `index + k x 1e6`); it counts only if every rotation is read as right. `acc` is the
-    per-rotation accuracy (VLMEvalKit's vanilla number); per category and level-2 ability."""
+    per-rotation accuracy (VLMEvalKit's vanilla number); per category and level-2 ability.
+    The variants differ in their file only: VLMEvalKit scores every MMBench file this way, and
+    a Chinese item gets the Chinese instruction from the prompt builder itself."""
 
-    description = "MMBench dev EN, CircularEval (VLMEvalKit rules, no judge)"
-    dataset = MMBENCH_DEV_EN
     metrics = ("circular_acc", "acc")
     meanings = {"circular_acc": no_item_score()}  # a question = several items
 
@@ -106,6 +115,30 @@ class MMBenchDevEN(ChoiceTask):
         out["acc"] = super().aggregate(items, docs).metrics.get("acc", 0.0)
         notes = [f"circular_acc over {len(groups)} questions ({len(items)} rotations)"]
         return Aggregate(out, notes=notes)
+
+
+@register_task("mmbench_dev_en", group=GROUP + MMBENCH)
+class MMBenchDevEN(MMBenchDev):
+    description = "MMBench dev EN, CircularEval (VLMEvalKit rules, no judge)"
+    dataset = MMBENCH_DEV_EN
+
+
+@register_task("mmbench_dev_cn", group=GROUP + MMBENCH)
+class MMBenchDevCN(MMBenchDev):
+    description = "MMBench dev CN, CircularEval (VLMEvalKit rules, no judge)"
+    dataset = MMBENCH_DEV_CN
+
+
+@register_task("mmbench_v11_dev_en", group=GROUP + MMBENCH)
+class MMBenchV11DevEN(MMBenchDev):
+    description = "MMBench V1.1 dev EN, CircularEval (VLMEvalKit rules, no judge)"
+    dataset = MMBENCH_V11_DEV_EN
+
+
+@register_task("mmbench_v11_dev_cn", group=MMBENCH)
+class MMBenchV11DevCN(MMBenchDev):
+    description = "MMBench V1.1 dev CN, CircularEval (VLMEvalKit rules, no judge)"
+    dataset = MMBENCH_V11_DEV_CN
 
 
 @register_task("mmstar", group=GROUP)

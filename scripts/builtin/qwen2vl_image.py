@@ -43,9 +43,23 @@ def _mcq(rng: random.Random, n_options: int) -> tuple[str, list[str], int]:
     return f"Which shape is {colour} in the image?", options, right
 
 
-def mmbench(out: Path) -> None:
-    """12 questions of 2-4 options, each with all its rotations (36 rows)."""
-    rng = random.Random(7001)
+SHAPES_CN = dict(zip(SHAPES, ["圆形", "正方形", "三角形", "星形", "圆环", "十字"], strict=True))
+COLOURS_CN = dict(zip(COLOURS, ["红色", "蓝色", "绿色", "黄色", "紫色", "橙色"], strict=True))
+
+# One mini file per MMBench dev file: (VLMEvalKit's name, Chinese?, question seed, image seed).
+MMBENCH_FILES = [
+    ("MMBench_DEV_EN", False, 7001, 7100),
+    ("MMBench_DEV_CN", True, 7011, 8100),
+    ("MMBench_DEV_EN_V11", False, 7012, 8200),
+    ("MMBench_DEV_CN_V11", True, 7013, 8300),
+]
+
+
+def _mmbench_file(path: Path, chinese: bool, seed: int, image_seed: int) -> None:
+    """12 questions of 2-4 options, each with all its rotations (36 rows); a Chinese file
+    has its question, hint and options in Chinese (VLMEvalKit's CN files translate those,
+    the category names stay English)."""
+    rng = random.Random(seed)
     cats = [
         ("image_scene", "coarse_perception"),
         ("object_localization", "finegrained_perception (instance-level)"),
@@ -54,6 +68,12 @@ def mmbench(out: Path) -> None:
     rows = []
     for q in range(12):
         question, options, right = _mcq(rng, 2 + q % 3)
+        hint = "The picture is synthetic."
+        if chinese:
+            colour = question.removeprefix("Which shape is ").removesuffix(" in the image?")
+            question = f"图中哪个形状是{COLOURS_CN[colour]}的？"
+            options = [SHAPES_CN[o] for o in options]
+            hint = "这是一张合成的图片。"
         category, l2 = cats[q % len(cats)]
         for k in range(len(options)):
             rotated = options[k:] + options[:k]
@@ -61,18 +81,23 @@ def mmbench(out: Path) -> None:
                 {
                     "index": q + k * 1_000_000,
                     "question": question,
-                    "hint": "The picture is synthetic." if q % 2 else None,
+                    "hint": hint if q % 2 else None,
                     **dict(zip("ABCD", rotated, strict=False)),
                     "answer": "ABCD"[(right - k) % len(options)],
                     "category": category,
                     "l2-category": l2,
                     "split": "dev",
-                    "image": _b64_png(7100 + q) if k == 0 else str(q),
+                    "image": _b64_png(image_seed + q) if k == 0 else str(q),
                 }
             )
     rows.sort(key=lambda r: r["index"])
     cols = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category"]
-    _write_tsv(out / "mmbench" / "MMBench_DEV_EN.tsv", cols + ["split", "image"], rows)
+    _write_tsv(path, cols + ["split", "image"], rows)
+
+
+def mmbench(out: Path) -> None:
+    for name, chinese, seed, image_seed in MMBENCH_FILES:
+        _mmbench_file(out / "mmbench" / f"{name}.tsv", chinese, seed, image_seed)
 
 
 def mmstar(out: Path) -> None:

@@ -40,6 +40,31 @@ def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def write_hf_parquet(path: Path, rows: list[dict[str, Any]], features: dict[str, Any]) -> Path:
+    """A parquet shard as `datasets` writes it for the Hub: the columns and dtypes of a dataset
+    card's `dataset_info.features` (`"int64"`, `"string"`, `"image"`, a list of one dtype for
+    a sequence, a dict for a struct), with the features in the file's metadata, as in the
+    published copies."""
+    import datasets
+
+    datasets.disable_progress_bars()
+
+    def feature(dtype: Any) -> Any:
+        if isinstance(dtype, list):
+            return datasets.Sequence(feature(dtype[0]))
+        if isinstance(dtype, dict):
+            return {k: feature(v) for k, v in dtype.items()}
+        return datasets.Image() if dtype == "image" else datasets.Value(dtype)
+
+    spec = datasets.Features({k: feature(v) for k, v in features.items()})
+    extra = {k for row in rows for k in row} - set(features)
+    assert not extra, f"columns not in the card: {extra}"
+    ds = datasets.Dataset.from_list([{k: r.get(k) for k in features} for r in rows], features=spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_parquet(str(path))
+    return path
+
+
 def png_cell(name: str, seed: int = 0) -> dict[str, Any]:
     """An HF `Image` cell: the PNG's bytes and its file name."""
     import io

@@ -8,6 +8,7 @@ import pytest
 from qwenvl_eval import registry
 from qwenvl_eval.tasks.data.check import check_tasks
 from tests.tasks import _docs_fixtures as dfx
+from tests.tasks import _hf_cards as cards
 from tests.tasks.test_qwen2vl_choice import _b64, _prompt_text, _run, _tiny_run, _tsv
 
 META = {"task": "geometry problem solving", "category": "math-targeted-vqa", "source": "x",
@@ -34,7 +35,8 @@ def test_tsv_and_ai4math_parquet_read_alike(tmp_path):
            "answer_type": "text", "metadata": {**META, "skills": ["geometry reasoning"],
            "split": "testmini", "img_width": 6, "img_height": 5},
            "query": "Hint: ...\nQuestion: Which?"}]  # fmt: skip
-    dfx.write_parquet(tmp_path / "hf" / "mathvista" / "testmini-00000-of-00001.parquet", hf)
+    shard = tmp_path / "hf" / "mathvista" / "data" / "testmini-00000-of-00001.parquet"
+    dfx.write_hf_parquet(shard, hf, cards.MATHVISTA)
     (h,) = task.load(tmp_path / "hf").docs
     assert h.id == "5"
     for key in ("question", "answer", "choices", "question_type", "answer_type", "meta"):

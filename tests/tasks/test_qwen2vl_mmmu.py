@@ -11,6 +11,7 @@ from qwenvl_eval.tasks.data.check import check_tasks
 from qwenvl_eval.tasks.data.locate import builtin_root
 from qwenvl_eval.types import Image, Text
 from tests.tasks import _docs_fixtures as dfx
+from tests.tasks import _hf_cards as cards
 from tests.tasks.test_qwen2vl_choice import _b64, _prompt_text, _run, _tiny_run, _tsv
 
 
@@ -49,8 +50,9 @@ def test_lmms_lab_parquet(tmp_path):
          "img_type": "['Tables']", "answer": "['5', '5.0']", "topic_difficulty": "Hard",
          "question_type": "open", "subfield": "Audit"},
     ]  # fmt: skip
-    dfx.write_parquet(tmp_path / "mmmu" / "validation-00000-of-00001.parquet", rows)
-    mc, op = registry.get_task("mmmu_val").load(tmp_path).docs
+    shard = tmp_path / "mmmu" / "data" / "validation-00000-of-00001.parquet"
+    dfx.write_hf_parquet(shard, rows, cards.MMMU)  # image_3..image_7 null, as in the copy
+    mc, op = registry.get_task("mmmu_val").load(tmp_path, "hf").docs
     assert mc.id == "validation_Accounting_3" and len(mc.images) == 1
     assert mc.fields["options"] == {"A": "1", "B": "2", "C": "3"}
     assert op.fields["answer"] == ["5", "5.0"] and op.fields["subject"] == "Accounting"

@@ -9,6 +9,7 @@ from qwenvl_eval import registry
 from qwenvl_eval.errors import DataError
 from qwenvl_eval.tasks.data.check import check_tasks
 from tests.tasks import _docs_fixtures as dfx
+from tests.tasks import _hf_cards as cards
 from tests.tasks.test_qwen2vl_choice import _b64, _prompt_text, _run, _tiny_run, _tsv
 
 OPEN_TASKS = ["ocrbench", "mme", "hallusionbench", "infovqa"]
@@ -36,13 +37,45 @@ def test_ocrbench_tsv_answer_that_is_code_is_refused(tmp_path):
         registry.get_task("ocrbench").load(tmp_path)
 
 
-def test_ocrbench_lmms_lab_parquet(tmp_path):
+def test_ocrbench_hf_parquet(tmp_path):
     rows = [{"dataset": "IIIT5K", "question": "what is written in the image?",
-             "question_type": "Regular Text Recognition", "answer": ["Stop"],
+             "question_type": "Regular Text Recognition", "answer": ["Stop", "STOP"],
              "image": dfx.png_cell("0.png")}]  # fmt: skip
-    dfx.write_parquet(tmp_path / "ocrbench" / "test-00000-of-00001.parquet", rows)
-    (doc,) = registry.get_task("ocrbench").load(tmp_path).docs
-    assert doc.fields["answers"] == ["Stop"] and doc.fields["category"].startswith("Regular")
+    shard = tmp_path / "ocrbench" / "data" / "test-00000-of-00001.parquet"
+    dfx.write_hf_parquet(shard, rows, cards.OCRBENCH)
+    (doc,) = registry.get_task("ocrbench").load(tmp_path, "hf").docs
+    assert doc.fields["answers"] == ["Stop", "STOP"]
+    assert doc.fields["category"] == "Regular Text Recognition"
+
+
+@pytest.mark.parametrize(
+    ("task", "repo", "rel", "features", "row"),
+    [
+        # lmms-eval's ocrbench task reads echo840/OCRBench (there is no lmms-lab/OCRBench)
+        ("ocrbench", "echo840/OCRBench", "data/test-00000-of-00001.parquet", cards.OCRBENCH,
+         {"dataset": "IIIT5K", "question": "q", "question_type": "Regular Text Recognition",
+          "answer": ["Stop"], "image": dfx.png_cell("0.png")}),
+        # Lin-Chen/MMStar's card: split `val` is the one file `mmstar.parquet` at the root
+        ("mmstar", "Lin-Chen/MMStar", "mmstar.parquet", cards.MMSTAR,
+         {"index": 0, "question": "Q\nOptions: A: x, B: y", "answer": "A", "category": "c",
+          "l2_category": "l2", "meta_info": {"source": "s", "split": "val", "image_path": "p"},
+          "image": dfx.png_cell("m.png")}),
+    ],
+)  # fmt: skip
+def test_the_hub_cache_copy_is_found_where_the_card_puts_it(
+    task, repo, rel, features, row, tmp_path, monkeypatch
+):
+    from huggingface_hub import constants
+
+    cache, commit = tmp_path / "hub", "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = cache / f"datasets--{repo.replace('/', '--')}"
+    dfx.write_hf_parquet(repo_dir / "snapshots" / commit / rel, [row], features)
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    (tmp_path / "data").mkdir()
+    split = registry.get_task(task).load(tmp_path / "data", "hf")
+    assert split.info["format"] == f"hf hub cache {repo}" and len(split.docs) == 1
 
 
 def test_mme_tsv_and_parquet_pair_the_questions_of_an_image(tmp_path):
@@ -62,7 +95,8 @@ def test_mme_tsv_and_parquet_pair_the_questions_of_an_image(tmp_path):
          "category": "color", "image": dfx.png_cell("000.png")}
         for r in rows
     ]  # fmt: skip
-    dfx.write_parquet(tmp_path / "hf" / "mme" / "test-00000-of-00001.parquet", hf)
+    dfx.write_hf_parquet(tmp_path / "hf" / "mme" / "data" / "test-00000-of-00004.parquet", hf,
+                         cards.MME)  # fmt: skip
     c, d = task.load(tmp_path / "hf").docs
     assert c.fields["image_key"] == d.fields["image_key"] == "color/000.png"
     assert (c.fields["answer"], d.fields["subtask"]) == ("Yes", "color")
@@ -88,7 +122,8 @@ def test_hallusionbench_tsv_and_parquet(tmp_path):
            "figure_id": "1", "sample_note": "x", "question_id": "0",
            "question": "Is the line longer?", "gt_answer_details": "d", "gt_answer": "0",
            "filename": "a.png", "image": dfx.png_cell("a.png")}]  # fmt: skip
-    dfx.write_parquet(tmp_path / "hf" / "hallusionbench" / "image-00000-of-00001.parquet", hf)
+    shard = tmp_path / "hf" / "hallusionbench" / "data" / "image-00000-of-00001.parquet"
+    dfx.write_hf_parquet(shard, hf, cards.HALLUSIONBENCH)
     (h,) = task.load(tmp_path / "hf").docs
     assert {k: h.fields[k] for k in doc.fields if k != "hint"} == {
         k: doc.fields[k] for k in doc.fields if k != "hint"
@@ -168,10 +203,11 @@ def test_infovqa_tsv_and_lmms_lab_parquet(tmp_path):
     (doc,) = task.load(tmp_path).docs
     assert (doc.id, doc.fields["answers"]) == ("7", ["1999", "in 1999"])
     hf = [{"questionId": "65", "question": "Which year?", "answers": ["1999"],
-           "question_types": ["x"], "image": dfx.png_cell("i.png"), "docId": 1,
-           "ucsf_document_id": "a", "ucsf_document_page_no": "1"}]  # fmt: skip
+           "answer_type": ["single span"], "image": dfx.png_cell("i.png"),
+           "image_url": "https://example.org/i.png", "operation/reasoning": [],
+           "ocr": "{}", "data_split": "val"}]  # fmt: skip
     path = tmp_path / "hf" / "infovqa" / "InfographicVQA" / "validation-00000-of-00001.parquet"
-    dfx.write_parquet(path, hf)
+    dfx.write_hf_parquet(path, hf, cards.INFOGRAPHICVQA)
     (h,) = task.load(tmp_path / "hf").docs
     assert (h.id, h.fields["answers"]) == ("65", ["1999"])
 

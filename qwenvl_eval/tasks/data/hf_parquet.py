@@ -19,10 +19,12 @@ from ...errors import DataError
 from ...types import ImageRef
 
 
-def parquet_files(folder: Path, split: str) -> list[Path]:
-    """The parquet shards of `split` in the usual layouts: `data/{split}-*.parquet`,
-    `{split}-*.parquet`, `{split}/*.parquet`."""
+def parquet_files(folder: Path, split: str, named: tuple[str, ...] = ()) -> list[Path]:
+    """The parquet shards of `split`: the files a dataset card names for it (`named`, glob
+    patterns, e.g. Lin-Chen/MMStar's `mmstar.parquet`), else the usual layouts:
+    `data/{split}-*.parquet`, `{split}-*.parquet`, `{split}/*.parquet`."""
     patterns = [
+        *named,
         f"data/{split}-*.parquet",
         f"{split}-*.parquet",
         f"{split}/*.parquet",
@@ -200,18 +202,20 @@ def hf_formats(
     *,
     hub_id: str | None = None,
     hub_subdir: str = "",
+    named: tuple[str, ...] = (),
 ) -> list[Any]:
     """The three ways an HF copy of one split is kept, each read by `reader(rows, where)`:
-    parquet shards in `folder`, a `save_to_disk` folder, and `hub_id` in the local cache."""
+    parquet shards in `folder`, a `save_to_disk` folder, and `hub_id` in the local cache.
+    `named`: the split's files where the card names them (see `parquet_files`)."""
     from .formats import Format
 
     out = []
-    shards = parquet_files(folder, split)
+    shards = parquet_files(folder, split, named)
     out.append(
         Format(
             "hf parquet",
             "hf",
-            tuple(shards) or (folder / "data" / f"{split}-*.parquet",),
+            tuple(shards) or (folder / (named[0] if named else f"data/{split}-*.parquet"),),
             lambda: reader(read_parquet_files(shards), folder),
         )
     )
@@ -223,7 +227,7 @@ def hf_formats(
     if hub_id is not None:
         snap = hub_snapshot(hub_id)
         if snap is not None:
-            snap_shards = parquet_files(snap / hub_subdir, split)
+            snap_shards = parquet_files(snap / hub_subdir, split, named)
             if snap_shards:
                 out.append(
                     Format(

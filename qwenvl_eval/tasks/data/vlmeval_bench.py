@@ -32,11 +32,12 @@ HfReader = Callable[[dict[str, Any], str, Path], dict[str, Any]]
 @dataclass(frozen=True)
 class BenchSource(SplitSource):
     """One benchmark split: `{subdir}/{tsv}` (VLMEvalKit) or the HF copy in
-    `{subdir}/{hf_subdir}` (split `hf_split`). The row readers give each document's fields."""
+    `{subdir}/{hf_subdir}` (split `hf_split`; None: no public HF copy, the TSV only). The row
+    readers give each document's fields."""
 
     subdir: str
     tsv: str
-    hf_split: str
+    hf_split: str | None
     from_tsv: TsvReader
     from_hf: HfReader
     split_size: int | None = None
@@ -45,14 +46,22 @@ class BenchSource(SplitSource):
     hf_id: str | None = None  # the HF column holding the question id (else the row number)
     tsv_split: str | None = None  # keep only the TSV rows of this `split` (MMMU_DEV_VAL)
     hf_images: tuple[str, ...] = ()  # the HF image columns, when not `image`/`image_N`
+    hf_files: tuple[str, ...] = ()  # the split's files, where the card names them
 
     def formats(self, root: Path) -> list[Format]:
         folder = root / self.subdir
         tsv = folder / self.tsv
         out = [Format("vlmeval tsv", "official", (tsv,), lambda: self._read_tsv(tsv))]
+        if self.hf_split is None:
+            return out
         hf_folder = folder / self.hf_subdir if self.hf_subdir else folder
         return out + hf_formats(
-            hf_folder, self.hf_split, self._read_hf, hub_id=self.hub_id, hub_subdir=self.hf_subdir
+            hf_folder,
+            self.hf_split,
+            self._read_hf,
+            hub_id=self.hub_id,
+            hub_subdir=self.hf_subdir,
+            named=self.hf_files,
         )
 
     def _read_tsv(self, path: Path) -> list[Document]:
@@ -93,7 +102,7 @@ class BenchSource(SplitSource):
                 raise DataError(folder, "no image", item=item, field="image")
             fields = {
                 "question": rec.text(row, "question", source=folder, item=item),
-                "hint": _cell(row.get("hint")),
+                "hint": hf_text(row.get("hint")),
                 "options": hf_options(row),
                 "answer": _cell(row.get("answer")),
                 **self.from_hf(row, item, folder),
@@ -116,12 +125,21 @@ def _cell(value: Any) -> str | None:
     return text if text.strip() else None
 
 
+def hf_text(value: Any) -> str | None:
+    """An optional text cell of an lmms-lab copy (`hint`, an option): absent when None, NaN,
+    empty or the text "nan" -- lmms-lab/MMBench's `en` config writes a missing cell as "nan"
+    (its string `index` column shows the frame went through `str`), where VLMEvalKit's TSV
+    leaves the cell empty; lmms-eval's MMBench reader drops "nan" hints and options alike."""
+    text = _cell(value)
+    return None if text is None or text.lower() == "nan" else text
+
+
 def hf_options(row: dict[str, Any]) -> dict[str, str]:
     """Options from columns `A`..`Z` (the lmms-lab copies keep VLMEvalKit's columns)."""
     out = {}
     for letter in LETTERS:
-        text = _cell(row.get(letter))
-        if text is not None and text.lower() != "nan":
+        text = hf_text(row.get(letter))
+        if text is not None:
             out[letter] = text
     return out
 

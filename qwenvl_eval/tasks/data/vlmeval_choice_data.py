@@ -1,13 +1,16 @@
 """MMBench, MMStar and RealWorldQA as VLMEvalKit's TSV files and the public HF copies.
 
-- MMBench dev EN: `mmbench/MMBench_DEV_EN.tsv` (VLMEvalKit; columns index, question, hint,
-  A-D, answer, category, l2-category, split; the rotations of a question are the rows
-  `index + k x 1e6`), or lmms-lab/MMBench config `en` (`mmbench/en/dev-*.parquet`: the same
-  columns, `L2-category`). Fields: `category`, `l2_category`, `group` (index % 1e6).
+- MMBench dev (EN, CN; V1.0 and V1.1): VLMEvalKit's `mmbench/MMBench_DEV_{EN,CN}[_V11].tsv`
+  (columns index, question, hint, A-D, answer, category, l2-category, split; the rotations
+  of a question are the rows `index + k x 1e6`), or lmms-lab/MMBench configs `en` and `cn`
+  (`mmbench/{en,cn}/dev-*.parquet`: the same columns, `L2-category`; `en` has a string
+  `index` and "nan" for a missing hint or option, `cn` an int64 `index`). V1.1 has no
+  public HF copy: its TSV only. Fields: `category`, `l2_category`, `group` (index % 1e6).
 - MMStar: `mmstar/MMStar.tsv` (index, question, A-D, answer, category, l2-category), or
-  Lin-Chen/MMStar (`mmstar/val-*.parquet`: index, question with its options written in
-  as "Options: A: ..., B: ...", answer, category, l2_category): the options are read out
-  of the question, which keeps its stem.
+  Lin-Chen/MMStar (its card's config `mmstar`, split `val`, is one file, `mmstar.parquet`:
+  index, question with its options written in as "Options: A: ..., B: ...", image, answer,
+  category, l2_category, meta_info): the options are read out of the question, which keeps
+  its stem.
 - RealWorldQA: `realworldqa/RealWorldQA.tsv` (index, question, A-D where multiple choice,
   answer), or lmms-lab/RealWorldQA (`realworldqa/test-*.parquet`: question with its options
   as `A. ...` lines and an instruction line, answer): options read out of the question.
@@ -60,17 +63,28 @@ def _mmbench_hf(row: dict[str, Any], item: str, folder: Path) -> dict[str, Any]:
     }
 
 
-MMBENCH_DEV_EN = BenchSource(
-    subdir="mmbench",
-    tsv="MMBench_DEV_EN.tsv",
-    hf_split="dev",
-    hf_subdir="en",
-    hub_id="lmms-lab/MMBench",
-    hf_id="index",
-    from_tsv=_mmbench_tsv,
-    from_hf=_mmbench_hf,
-    split_size=4329,  # rows (rotations) of VLMEvalKit's file: 1164 questions
-)
+def mmbench_dev(tsv_stem: str, hf_config: str | None, split_size: int | None) -> BenchSource:
+    """One MMBench dev file: VLMEvalKit's `{tsv_stem}.tsv` (its name in VLMEvalKit, with the
+    MD5 in `vlmeval_tsv.VLMEVAL_MD5`), or lmms-lab/MMBench config `hf_config` (None: none)."""
+    return BenchSource(
+        subdir="mmbench",
+        tsv=f"{tsv_stem}.tsv",
+        hf_split="dev" if hf_config else None,
+        hf_subdir=hf_config or "",
+        hub_id="lmms-lab/MMBench" if hf_config else None,
+        hf_id="index",
+        from_tsv=_mmbench_tsv,
+        from_hf=_mmbench_hf,
+        split_size=split_size,
+    )
+
+
+# Rows (rotations) per file: 4329 (1164 questions) in VLMEvalKit's V1.0 files and both
+# lmms-lab `dev` splits; no public count for V1.1 (None: `data check` compares nothing).
+MMBENCH_DEV_EN = mmbench_dev("MMBench_DEV_EN", "en", 4329)
+MMBENCH_DEV_CN = mmbench_dev("MMBench_DEV_CN", "cn", 4329)
+MMBENCH_V11_DEV_EN = mmbench_dev("MMBench_DEV_EN_V11", None, None)
+MMBENCH_V11_DEV_CN = mmbench_dev("MMBench_DEV_CN_V11", None, None)
 
 
 # -- MMStar --------------------------------------------------------------------------------
@@ -114,6 +128,7 @@ MMSTAR = BenchSource(
     tsv="MMStar.tsv",
     hf_split="val",
     hub_id="Lin-Chen/MMStar",
+    hf_files=("mmstar.parquet",),
     hf_id="index",
     from_tsv=_mmstar_tsv,
     from_hf=_mmstar_hf,

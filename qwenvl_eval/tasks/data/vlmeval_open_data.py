@@ -1,8 +1,8 @@
 """OCRBench, MME and HallusionBench as VLMEvalKit's TSV files and the public HF copies.
 
 - OCRBench: `ocrbench/OCRBench.tsv` (index, question, answer as a list literal, category),
-  or lmms-lab/OCRBench (`ocrbench/test-*.parquet`: question, answer (list), question_type,
-  dataset). Fields: `answers` (list), `category`.
+  or echo840/OCRBench, the HF copy lmms-eval reads (`ocrbench/data/test-*.parquet`: dataset,
+  question, question_type, answer (list), image). Fields: `answers` (list), `category`.
 - MME: `mme/MME.tsv` (index, question, answer Yes/No, category = subtask, image_path; the
   second question of an image names the first row's image), or lmms-lab/MME
   (`mme/test-*.parquet`: question_id = the image's path, question, answer, category).
@@ -13,7 +13,8 @@
   file has them: category, subcategory, set_id, figure_id, question_id, gt_answer 1/0).
 - InfographicVQA val: `infovqa/InfoVQA_VAL.tsv` (index, question, answer as a list literal),
   or lmms-lab/DocVQA config `InfographicVQA` (`infovqa/InfographicVQA/validation-*.parquet`:
-  questionId, question, answers). Fields: `answers`.
+  questionId, question, answers, answer_type, image, image_url, operation/reasoning, ocr,
+  data_split). Fields: `answers`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ OCRBENCH = BenchSource(
     subdir="ocrbench",
     tsv="OCRBench.tsv",
     hf_split="test",
-    hub_id="lmms-lab/OCRBench",
+    hub_id="echo840/OCRBench",  # no lmms-lab copy: lmms-eval's ocrbench task reads this one
     from_tsv=_ocrbench_tsv,
     from_hf=_ocrbench_hf,
     split_size=1000,
