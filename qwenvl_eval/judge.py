@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,10 @@ JUDGE_FLAG_HELP = {
     "judge_api_key_env": "Environment variable holding the judge's API key (it must be set); "
     "default: no key (a local server).",
 }
+
+# The start of the note on a result scored by rules where the reference asks a judge: what a
+# table footnotes on that cell.
+RULES_ONLY_NOTE = "scored by rules only"
 
 # The judge's transport settings: the OpenAI backend's defaults (backends.py).
 _TIMEOUT_S = 600.0
@@ -233,18 +237,17 @@ def judge_items(
     todo = [i for i in queries if i not in reused]
     by_id = {it.id: it for it in items}
     records: dict[str, JudgeRecord] = {}
-    with ThreadPoolExecutor(max(1, min(o.concurrency, len(todo) or 1))) as pool:
-        asked = pool.map(lambda i: (i, judge.ask(queries[i], prompt.max_tokens)), todo)
-        for i, (reply, error) in asked:  # in order; each written the moment it is read
-            if error is not None:
-                log.warning("%s, item %s: the judge failed: %s", task.name, i, error)
-            rec = JudgeRecord(
-                i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(),
-                queries[i], reply, error,
-            )  # fmt: skip
-            rec.answer = _read(task, docs[i], by_id[i], reply)
-            store.append_judged(task.name, asdict(rec))
-            records[i] = rec
+    # In order; each written the moment it is read (a killed run keeps what it paid for).
+    for i, (reply, error) in _ask_all(judge, todo, queries, prompt.max_tokens):
+        if error is not None:
+            log.warning("%s, item %s: the judge failed: %s", task.name, i, error)
+        rec = JudgeRecord(
+            i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(), queries[i],
+            reply, error,
+        )  # fmt: skip
+        rec.answer = _read(task, docs[i], by_id[i], reply)
+        store.append_judged(task.name, asdict(rec))
+        records[i] = rec
     out, read = [], 0
     for it in items:
         reply = reused[it.id]["response"] if it.id in reused else None
@@ -263,6 +266,24 @@ def judge_items(
     return out, [
         judged_note(o, prompt, len(queries), len(reused), read, failed, store.judge_file(task.name))
     ]
+
+
+def _ask_all(
+    judge: Judge, todo: list[str], queries: Mapping[str, str], max_tokens: int
+) -> Iterator[tuple[str, tuple[str | None, str | None]]]:
+    """Each item's (reply, error), in order. The first question goes alone, so a judge that
+    refuses every request (a bad key) costs one call; then `concurrency` are in flight, and
+    nothing more is sent once one raises."""
+    if not todo:
+        return
+    yield todo[0], judge.ask(queries[todo[0]], max_tokens)
+    pool = ThreadPoolExecutor(judge.options.concurrency, thread_name_prefix="qwenvl-judge")
+    try:
+        futures = [(i, pool.submit(judge.ask, queries[i], max_tokens)) for i in todo[1:]]
+        for i, future in futures:
+            yield i, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def rules_only(item: ItemResult) -> ItemResult:
@@ -286,7 +307,7 @@ def _read(task: Task, doc: Document, item: ItemResult, reply: str | None) -> Any
 def no_judge_note(prompt: JudgePrompt, unread: int) -> str:
     """What a table footnotes on a cell scored by rules where the reference asks a judge."""
     return (
-        f"scored by rules only: the reference ({prompt.source}) asks an LLM judge where its "
+        f"{RULES_ONLY_NOTE}: the reference ({prompt.source}) asks an LLM judge where its "
         f"rules cannot read the answer; {unread} such item(s) count wrong here "
         "(no --judge-base-url)"
     )

@@ -321,3 +321,18 @@ def test_unset_judge_key_variable_is_one_line_before_the_model_loads(capsys, mon
     )
     code, _, err = run_cli([*base, "--judge-base-url", "ftp://x", "--judge-model", "m"], capsys)
     assert code == 2 and "--judge-base-url: expected http(s)://host[:port]/v1" in err
+
+
+def test_a_judge_refusing_the_key_stops_with_one_line(tmp_path, serve, monkeypatch):
+    from qwenvl_eval.judge import JudgeUnavailable
+
+    server = serve(lambda prompt: (401, "invalid key"))
+    store = PredictionStore(tmp_path)
+    with pytest.raises(JudgeUnavailable) as err:
+        _evaluate("mmstar", lambda d: "no idea at all", store, _judge(server, monkeypatch))
+    message = str(err.value)
+    assert message.startswith(f"--judge-base-url {server.url}: AuthenticationError 401: ")
+    assert KEY not in message and "[API key redacted]" in message
+    assert len(server.prompts) == 1  # not retried: a refused key is refused every time
+    run = prepare_task("mmstar", builtin_root(), QWEN2_VL.info)
+    assert sorted(store.load("mmstar")) == sorted(d.id for d in run.docs)  # answers kept
