@@ -24,7 +24,7 @@ from qwenvl_eval.tasks.data.locate import builtin_root
 from tests.fakes import FakeRunner, run_cli
 
 KEY = "sk-judge-test-5f3a9c"
-ITEM = re.compile(r"\(item (\d+)\)")
+ITEM = re.compile(r"\(item ([^)]+)\)")
 
 
 class JudgeServer:
@@ -336,3 +336,46 @@ def test_a_judge_refusing_the_key_stops_with_one_line(tmp_path, serve, monkeypat
     assert len(server.prompts) == 1  # not retried: a refused key is refused every time
     run = prepare_task("mmstar", builtin_root(), QWEN2_VL.info)
     assert sorted(store.load("mmstar")) == sorted(d.id for d in run.docs)  # answers kept
+
+
+# -- through app.run and app.rescore (the flags' path, results.json) -----------------------
+def test_run_and_rescore_record_the_judge(tmp_path, serve, monkeypatch):
+    from qwenvl_eval import app
+    from qwenvl_eval.config import RunConfig
+
+    run = prepare_task("mmstar", builtin_root(), QWEN2_VL.info)
+    right = {d.id: d.fields["answer"] for d in run.docs}
+    server = serve(lambda prompt: (200, right[ITEM.findall(prompt)[-1]]))
+    model_dir = tmp_path / "My-Qwen2-VL"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({"model_type": "qwen2_vl"}))
+    monkeypatch.setattr(
+        app, "load_runner",
+        lambda model, options: FakeRunner(lambda r: f"no idea (item {r.id})", model.family),
+    )  # fmt: skip
+    monkeypatch.setenv("QWENVL_TEST_JUDGE_KEY", KEY)
+    options = JudgeOptions(server.url, "judge-model", "QWENVL_TEST_JUDGE_KEY")
+    config = RunConfig(
+        model=str(model_dir), tasks=["mmstar"], data_dir="builtin",
+        output_dir=tmp_path / "out", judge=options,
+    )  # fmt: skip
+    outcome = app.run(config)
+    results = json.loads(outcome.results_json.read_text())
+    assert results["tasks"]["mmstar"]["metrics"]["acc"] == 100.0
+    assert results["config"]["judge"] == {
+        "base_url": server.url, "model": "judge-model", "api_key_env": "QWENVL_TEST_JUDGE_KEY",
+        "request_timeout": 600.0, "max_retries": 5,
+    }  # fmt: skip
+    assert KEY not in outcome.results_json.read_text()
+    assert len(server.prompts) == len(right)
+    assert (outcome.run_dir / "mmstar.judge.jsonl").is_file()
+
+    plain = app.rescore(outcome.run_dir)  # no judge: the rules alone, nothing sent
+    assert plain.results["tasks"]["mmstar"]["metrics"]["acc"] == 0.0
+    assert "judge" not in plain.results["config"]
+    assert any(
+        n.startswith("scored by rules only") for n in plain.results["tasks"]["mmstar"]["notes"]
+    )
+    again = app.rescore(outcome.run_dir, judge_options=options)  # the saved replies, no call
+    assert again.results["tasks"]["mmstar"]["metrics"]["acc"] == 100.0
+    assert len(server.prompts) == len(right)
