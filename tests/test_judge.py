@@ -19,6 +19,8 @@ from qwenvl_eval.judge import Judge, JudgeOptions, judge_key
 from qwenvl_eval.metrics.mathvista import mathvista_extract, mathvista_extraction_prompt
 from qwenvl_eval.metrics.vlmeval_choice import choice_judge_prompt, infer_choice
 from qwenvl_eval.model.families import QWEN2_VL
+from qwenvl_eval.results.runs import load_run
+from qwenvl_eval.results.scoretable import runs_table
 from qwenvl_eval.results.store import PredictionStore
 from qwenvl_eval.tasks.data.locate import builtin_root
 from tests.fakes import FakeRunner, run_cli
@@ -368,6 +370,7 @@ def test_run_and_rescore_record_the_judge(tmp_path, serve, monkeypatch):
     }  # fmt: skip
     assert KEY not in outcome.results_json.read_text()
     assert len(server.prompts) == len(right)
+    assert not runs_table([load_run(outcome.run_dir)]).marks
     assert (outcome.run_dir / "mmstar.judge.jsonl").is_file()
 
     plain = app.rescore(outcome.run_dir)  # no judge: the rules alone, nothing sent
@@ -376,6 +379,10 @@ def test_run_and_rescore_record_the_judge(tmp_path, serve, monkeypatch):
     assert any(
         n.startswith("scored by rules only") for n in plain.results["tasks"]["mmstar"]["notes"]
     )
+    table = runs_table([load_run(outcome.run_dir)])  # the rules-only cell is footnoted
+    (key,) = table.marks[(0, "mmstar")]
+    assert table.notes[key].startswith("mmstar: scored by rules only: the reference (VLMEvalKit")
     again = app.rescore(outcome.run_dir, judge_options=options)  # the saved replies, no call
     assert again.results["tasks"]["mmstar"]["metrics"]["acc"] == 100.0
     assert len(server.prompts) == len(right)
+    assert not runs_table([load_run(outcome.run_dir)]).marks
