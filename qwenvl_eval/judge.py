@@ -236,36 +236,37 @@ def judge_items(
     reused = {i: cached[k] for i, k in keys.items() if k in cached}
     todo = [i for i in queries if i not in reused]
     by_id = {it.id: it for it in items}
-    records: dict[str, JudgeRecord] = {}
+    replies = {i: row["response"] for i, row in reused.items()}
+    failed = 0
     # In order; each written the moment it is read (a killed run keeps what it paid for).
     for i, (reply, error) in _ask_all(judge, todo, queries, prompt.max_tokens):
         if error is not None:
+            failed += 1
             log.warning("%s, item %s: the judge failed: %s", task.name, i, error)
+        else:
+            replies[i] = reply
+        scored = task.judged(docs[i], by_id[i], reply) if reply is not None else None
         rec = JudgeRecord(
             i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(), queries[i],
-            reply, error,
+            reply, error, None if scored is None else scored.answer,
         )  # fmt: skip
-        rec.answer = _read(task, docs[i], by_id[i], reply)
         store.append_judged(task.name, asdict(rec))
-        records[i] = rec
-    out, read = [], 0
-    for it in items:
-        reply = reused[it.id]["response"] if it.id in reused else None
-        if it.id in records:
-            reply = records[it.id].response
-        scored = task.judged(docs[it.id], it, reply) if reply is not None else None
-        if scored is None:
-            out.append(it)
-            continue
-        read += 1
-        rules = {"answer": it.answer, "score": it.score, "extra": it.extra}
-        judged = {"reply": reply, "answer": scored.answer, "rules": rules}
-        extra = {**it.extra, **scored.extra, "judge": judged}
-        out.append(replace(it, answer=scored.answer, score=scored.scores, extra=extra))
-    failed = sum(1 for r in records.values() if r.error is not None)
-    return out, [
-        judged_note(o, prompt, len(queries), len(reused), read, failed, store.judge_file(task.name))
-    ]
+    out = [_with_reply(task, docs[it.id], it, replies.get(it.id)) for it in items]
+    read = sum(1 for it in out if "judge" in it.extra)
+    file = store.judge_file(task.name).name
+    return out, [judged_note(o, prompt, len(queries), len(reused), read, failed, file)]
+
+
+def _with_reply(task: Task, doc: Document, item: ItemResult, reply: str | None) -> ItemResult:
+    """The item scored from the judge's reply (its rules' result kept beside), or as it was
+    when there is no reply or the reply names no answer."""
+    scored = task.judged(doc, item, reply) if reply is not None else None
+    if scored is None:
+        return item
+    rules = {"answer": item.answer, "score": item.score, "extra": item.extra}
+    judged = {"reply": reply, "answer": scored.answer, "rules": rules}
+    extra = {**item.extra, **scored.extra, "judge": judged}
+    return replace(item, answer=scored.answer, score=scored.scores, extra=extra)
 
 
 def _ask_all(
@@ -297,13 +298,6 @@ def rules_only(item: ItemResult) -> ItemResult:
                    extra=rules.get("extra") or {})  # fmt: skip
 
 
-def _read(task: Task, doc: Document, item: ItemResult, reply: str | None) -> Any:
-    if reply is None:
-        return None
-    scored = task.judged(doc, item, reply)
-    return None if scored is None else scored.answer
-
-
 def no_judge_note(prompt: JudgePrompt, unread: int) -> str:
     """What a table footnotes on a cell scored by rules where the reference asks a judge."""
     return (
@@ -314,11 +308,12 @@ def no_judge_note(prompt: JudgePrompt, unread: int) -> str:
 
 
 def judged_note(
-    o: JudgeOptions, prompt: JudgePrompt, asked: int, reused: int, read: int, failed: int, file
+    o: JudgeOptions, prompt: JudgePrompt, asked: int, reused: int, read: int, failed: int, file: str
 ) -> str:
+    """How many items the judge was asked about, answered from the run's file, read, failed."""
     return (
         f"LLM judge {o.model} at {o.public_url()} (prompt {prompt.name}, hash {prompt.hash()}, "
         f"from {prompt.source}): {asked} item(s) the rules could not read were judged "
-        f"({reused} reused from {getattr(file, 'name', file)}), {read} read from its reply, "
+        f"({reused} reused from {file}), {read} read from its reply, "
         f"{failed} call(s) failed (those items count as the rules scored them: wrong)"
     )
