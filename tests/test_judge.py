@@ -386,3 +386,16 @@ def test_run_and_rescore_record_the_judge(tmp_path, serve, monkeypatch):
     assert again.results["tasks"]["mmstar"]["metrics"]["acc"] == 100.0
     assert len(server.prompts) == len(right)
     assert not runs_table([load_run(outcome.run_dir)]).marks
+
+
+def test_a_torn_or_failed_judge_line_is_asked_again(tmp_path):
+    store = PredictionStore(tmp_path)
+    good = {"key": "k1", "response": "B", "error": None, "id": "1"}
+    store.append_judged("mmstar", good)
+    store.append_judged("mmstar", {"key": "k2", "response": None, "error": "500", "id": "2"})
+    with store.judge_file("mmstar").open("a") as f:
+        f.write('{"key": "k3", "resp')  # killed mid-write
+    assert store.load_judged("mmstar") == {"k1": good}
+    later = {"key": "k4", "response": "C", "error": None, "id": "4"}
+    store.append_judged("mmstar", later)  # on a line of its own after the torn one
+    assert store.load_judged("mmstar") == {"k1": good, "k4": later}

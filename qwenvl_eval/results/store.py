@@ -293,8 +293,12 @@ class PredictionStore:
             text = json.dumps(row)
         try:
             self.mkdir()
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(text + "\n")
+            with open(path, "a+b") as f:
+                if f.tell() > 0:  # after a torn last line (a killed run), start a new one
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        text = "\n" + text
+                f.write((text + "\n").encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
