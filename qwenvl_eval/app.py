@@ -19,6 +19,7 @@ from .evaluator import (
     seed_everything,
 )
 from .interrupt import Interrupted
+from .judge import Judge, JudgeOptions
 from .model import backends
 from .model.loader import load_runner
 from .parallel import Ranks
@@ -46,6 +47,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
     names = registry.resolve(config.tasks)  # validate() refused an empty --tasks
     data_root = resolve_data_root(config.data_dir)
     family = backends.family(settings.backend, config.model, config.family).info
+    judge = Judge(config.judge) if config.judge is not None else None
     runs = [
         prepare_task(
             n,
@@ -56,6 +58,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
             gen_overrides=config.gen_kwargs,
             data_layout=config.data_layout,
             item_set=config.item_set,
+            judge=judge,
         )
         for n in names
     ]
@@ -120,6 +123,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunOutcome:
         raise
     finally:
         runner.close()
+        if judge is not None:
+            judge.close()
         if store is not None:
             store.close()
             store.unlock()
@@ -164,8 +169,11 @@ def merge_previous_tasks(store: PredictionStore, results: dict[str, Any]) -> dic
     return results | {"tasks": old_tasks | results["tasks"]}  # updated tasks keep their place
 
 
-def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
-    """Re-score a finished run's saved outputs with the current task and metric code."""
+def rescore(
+    run_dir: Path, data_dir: str | None = None, judge_options: JudgeOptions | None = None
+) -> RunOutcome:
+    """Re-score a finished run's saved outputs with the current task and metric code (and
+    the judge, if one is given: its replies saved in the run are reused, not asked again)."""
     from .evaluator import prepare_saved_task, rescore_task
     from .model.families import get_family
     from .results.runs import load_run
@@ -180,8 +188,17 @@ def rescore(run_dir: Path, data_dir: str | None = None) -> RunOutcome:
     except (KeyError, TypeError) as exc:
         raise UserError(f"{path}: unreadable results file ({exc})") from None
     store = PredictionStore(run_dir)
-    runs = [prepare_saved_task(previous, n, data_dir) for n in previous["tasks"]]
-    task_results = [rescore_task(r, store, family) for r in runs]
+    judge = Judge(judge_options) if judge_options is not None else None
+    runs = [prepare_saved_task(previous, n, data_dir, judge) for n in previous["tasks"]]
+    try:
+        task_results = [rescore_task(r, store, family) for r in runs]
+    finally:
+        if judge is not None:
+            judge.close()
+    if judge_options is not None:
+        config = config | {"judge": judge_options.to_json()}
+    else:
+        config = {k: v for k, v in config.items() if k != "judge"}
     results = ResultsFile(
         config=config,
         model=previous["model"],

@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .errors import UserError
+from .judge import JUDGE_FLAG_HELP
 from .runflags import with_runner_flags
 
 if TYPE_CHECKING:
@@ -138,12 +139,20 @@ def run(
             "answers written so far are kept."
         ),
     ] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_base_url"])
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_model"])] = None,
+    judge_api_key_env: Annotated[
+        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_api_key_env"])
+    ] = None,
     *,
     runner: RunnerOptions,
 ) -> None:
     """Evaluate a model on tasks and write results.json, results.md and predictions."""
     from .app import run as run_app
     from .config import RunConfig, parse_gen_kwargs
+    from .judge import JudgeOptions
 
     if resume and no_resume:
         raise UserError("--resume and --no-resume contradict each other; give one of them")
@@ -160,6 +169,7 @@ def run(
         resume=not no_resume,
         max_failures=max_failures,
         runner=runner,
+        judge=JudgeOptions.from_flags(judge_base_url, judge_model, judge_api_key_env),
     )
     config.validate()  # before the progress bar and any model work
     with RichProgress() as progress:
@@ -185,11 +195,20 @@ def rescore(
     data_dir: Annotated[
         str | None, typer.Option(help="Data root (default: the one the run used).")
     ] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_base_url"])
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_model"])] = None,
+    judge_api_key_env: Annotated[
+        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_api_key_env"])
+    ] = None,
 ) -> None:
     """Score a run's saved outputs again with the current code: no model, no GPU."""
     from .app import rescore as rescore_app
+    from .judge import JudgeOptions
 
-    _print_results(rescore_app(run_dir, data_dir))
+    judge = JudgeOptions.from_flags(judge_base_url, judge_model, judge_api_key_env)
+    _print_results(rescore_app(run_dir, data_dir, judge))
 
 
 def _write_or_print(text: str, output: Path | None) -> None:

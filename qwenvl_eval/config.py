@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .judge import JudgeOptions
 from .model.base import RunnerOptions
 from .types import stable_hash
 
@@ -27,6 +28,9 @@ class RunConfig:
     # How the model runs (device, batching, seed, backend and its options): handed as it is
     # to the backend, never copied field by field.
     runner: RunnerOptions = field(default_factory=RunnerOptions)
+    # The optional LLM judge (--judge-*): a scoring step, not part of the run's fingerprint
+    # (the model's answers do not depend on it).
+    judge: JudgeOptions | None = None
 
     def validate(self) -> None:
         """Everything checkable before any data is read or a model loads: exit 2 up front
@@ -37,6 +41,8 @@ class RunConfig:
         if not [t for t in self.tasks if t.strip()]:
             raise UserError("--tasks: no task named (expected e.g. --tasks vqav2,refcoco)")
         check_layout(self.data_layout)
+        if self.judge is not None:
+            self.judge.check()
         r = self.runner
         for flag, value in (("--min-pixels", r.min_pixels), ("--max-pixels", r.max_pixels)):
             if value is not None and value < 1:
@@ -58,8 +64,11 @@ class RunConfig:
     def to_json(self) -> dict[str, Any]:
         """Flat, as results.json's `config` has always been: the runner's settings beside
         the run's."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runner"}
+        own = [f.name for f in fields(self) if f.name not in ("runner", "judge")]
+        d = {name: getattr(self, name) for name in own}
         d["output_dir"] = str(self.output_dir)
+        if self.judge is not None:  # absent without a judge: results.json as before
+            d["judge"] = self.judge.to_json()
         return d | self.runner.to_json()
 
 

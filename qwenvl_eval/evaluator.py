@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from . import registry
 from .errors import RunFailed, UserError
+from .judge import Judge, judge_items
 from .model.base import Runner
 from .results.store import PredictionStore
 from .tasks.base import Aggregate, Task
@@ -66,6 +67,9 @@ class TaskRun:
     notes: list[str] = field(default_factory=list)  # the task's notes for this run
     # Every item id of the split, --limit or not: a saved answer to any other id is set aside.
     dataset_ids: frozenset[str] | None = None
+    # The optional LLM judge asked, at scoring time, about answers the task's rules cannot
+    # read (--judge-*); None: rules only, nothing is sent.
+    judge: Judge | None = None
     by_id: dict[str, Document] = field(init=False)
     # Request fingerprints, computed (and so validated) before any model loads; the one
     # place they are kept.
@@ -125,6 +129,7 @@ def prepare_task(
     gen_overrides: dict[str, Any] | None = None,
     data_layout: str = "auto",
     item_set: str = "all",
+    judge: Judge | None = None,
 ) -> TaskRun:
     """Load a task's split and build its requests (no model yet). Everything the run decides
     (layout, seed, generation overrides) is passed to the task, which is never written to."""
@@ -158,10 +163,14 @@ def prepare_task(
             f"{gen.max_new_tokens}; set both with --gen-kwargs"
         )
     notes = task.notes(limited, seed)
-    return TaskRun(task, docs, requests, prompt_hash, limited, split.info, notes, dataset_ids)
+    return TaskRun(
+        task, docs, requests, prompt_hash, limited, split.info, notes, dataset_ids, judge
+    )
 
 
-def prepare_saved_task(results: dict[str, Any], task: str, data_dir: str | None = None) -> TaskRun:
+def prepare_saved_task(
+    results: dict[str, Any], task: str, data_dir: str | None = None, judge: Judge | None = None
+) -> TaskRun:
     """A task of a finished run prepared again as the run prepared it (its data root and
     layout, seed, generation overrides, and the task's own item count: tasks merged in from
     earlier runs may have had another --limit), for `rescore` and `report`."""
@@ -179,6 +188,7 @@ def prepare_saved_task(results: dict[str, Any], task: str, data_dir: str | None 
         gen_overrides=config.get("gen_kwargs") or {},
         data_layout=config.get("data_layout", "auto"),
         item_set=config.get("item_set") or "all",
+        judge=judge,
     )
 
 
@@ -320,10 +330,12 @@ def conclude(
     task = run.task
     submission = task.submission(items, run.by_id)
     submission_file = None
+    judge_notes: list[str] = []
     if submission is not None:
         submission_file = store.write_submission(task.name, submission).name
         summary = Aggregate({})
     else:
+        items, judge_notes = judge_items(task, items, run.by_id, run.judge, store)
         summary = task.aggregate(items, run.by_id)
     store.finalize(
         task.name, with_item_scores(items, summary.item_scores), dataset_ids=run.dataset_ids
@@ -340,7 +352,7 @@ def conclude(
         counts={"items": len(items), "errors": errors, "resumed": resumed},
         prompt_hash=run.prompt_hash,
         generation=asdict(gen) if gen else None,
-        notes=[*run.notes, *summary.notes, *notes],
+        notes=[*run.notes, *summary.notes, *judge_notes, *notes],
         submission_file=submission_file,
         headline=task.metrics[0] if task.metrics else None,
         data=run.data,

@@ -135,6 +135,81 @@ def mathvista_score(
     return extraction, prediction, mathvista_correct(prediction, answer)
 
 
+MATHVISTA_EXTRACTION_SOURCE = (
+    "MathVista evaluation/extract_answer.py (create_test_prompt) with the few-shot demo_prompt "
+    "of evaluation/prompts/ext_ans.py"
+)
+
+# The official extraction prompt's few-shot part (`demo_prompt`), reproduced as published:
+# its quirks ("the line  graph", the options of the last example on lines of their own) kept.
+MATHVISTA_EXTRACTION_DEMO = """
+Please read the following example. Then extract the answer from the model response and type it at the end of the prompt.
+
+Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.
+Question: Which number is missing?
+
+Model response: The number missing in the sequence is 14.
+
+Extracted answer: 14
+
+Hint: Please answer the question requiring a floating-point number with one decimal place and provide the final value, e.g., 1.2, 1.3, 1.4, at the end.
+Question: What is the fraction of females facing the camera?
+
+Model response: The fraction of females facing the camera is 0.6, which means that six out of ten females in the group are facing the camera.
+
+Extracted answer: 0.6
+
+Hint: Please answer the question requiring a floating-point number with two decimal places and provide the final value, e.g., 1.23, 1.34, 1.45, at the end.
+Question: How much money does Luca need to buy a sour apple candy and a butterscotch candy? (Unit: $)
+
+Model response: Luca needs $1.45 to buy a sour apple candy and a butterscotch candy.
+
+Extracted answer: 1.45
+
+Hint: Please answer the question requiring a Python list as an answer and provide the final list, e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.
+Question: Between which two years does the line  graph saw its maximum peak?
+
+Model response: The line graph saw its maximum peak between 2007 and 2008.
+
+Extracted answer: [2007, 2008]
+
+Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.
+Question: What fraction of the shape is blue?
+Choices:
+(A) 3/11
+(B) 8/11
+(C) 6/11
+(D) 3/5
+
+Model response: The correct answer is (B) 8/11.
+
+Extracted answer: B
+"""  # noqa: E501
+
+
+def mathvista_extraction_prompt(query: str, response: str) -> str:
+    """The official LLM extraction prompt (`create_test_prompt`): the stripped demo, the
+    item's query (hint and question) and the bare response -- the official code writes no
+    "Model response:" before it -- then "Extracted answer: "."""
+    return f"{MATHVISTA_EXTRACTION_DEMO.strip()}\n\n{query}\n\n{response}\n\nExtracted answer: "
+
+
+def mathvista_judge_score(
+    extraction: str,
+    answer: object,
+    question_type: str,
+    answer_type: str,
+    choices: Sequence[str] | None,
+    precision: object = None,
+) -> tuple[str | None, bool]:
+    """``(prediction, correct)`` from an extraction the LLM gave (stripped, as the official
+    `get_chat_response` returns it), normalised and compared as the rules' extraction is."""
+    prediction = mathvista_normalize(
+        extraction.strip(), choices, question_type, answer_type, precision
+    )
+    return prediction, mathvista_correct(prediction, answer)
+
+
 @dataclass(frozen=True)
 class MathVistaGroup:
     """Accuracy in [0, 1] of one breakdown value, with its counts."""

@@ -85,6 +85,43 @@ def choice_correct(prediction: object, choices: Mapping[str, object], answer: st
     return infer_choice(prediction, choices) == answer
 
 
+CHOICE_JUDGE_SOURCE = (
+    "VLMEvalKit vlmeval/dataset/utils/multiple_choice.py (build_prompt, build_option_str, "
+    "extract_answer_from_item)"
+)
+
+# VLMEvalKit's English matching prompt (`build_prompt`), its wording and spacing as published.
+CHOICE_JUDGE_TEMPLATE = (
+    "You are an AI assistant who will help me to match "
+    "an answer with several options of a single-choice question. "
+    "You are provided with a question, several options, and an answer, "
+    "and you need to find which option is most similar to the answer. "
+    "If the meaning of all options are significantly different from the answer, output Z. "
+    "Your should output a single uppercase character in A, B, C, D (if they are valid options), "
+    "and Z. \n"
+    "Example 1: \n"
+    "Question: What is the main object in image?\nOptions: A. teddy bear B. rabbit C. cat D. dog\n"
+    "Answer: a cute teddy bear\nYour output: A\n"
+    "Example 2: \n"
+    "Question: What is the main object in image?\nOptions: A. teddy bear B. rabbit C. cat D. dog\n"
+    "Answer: Spider\nYour output: Z\n"
+    "Example 3: \n"
+    "Question: {}?\nOptions: {}\nAnswer: {}\nYour output: "
+)
+
+
+def choice_judge_prompt(question: str, choices: Mapping[str, object], prediction: object) -> str:
+    """The judge's prompt for one item: the question, the options as `build_option_str`
+    lists them (a header line, then one `X. text` line each) and the raw response."""
+    options = "There are several options: \n" + "".join(f"{k}. {v}\n" for k, v in choices.items())
+    return CHOICE_JUDGE_TEMPLATE.format(question, options, _text(prediction))
+
+
+def judge_choice(reply: object, choices: Mapping[str, object]) -> str | None:
+    """The letter (or ``Z``) read from the judge's reply by the same rules (``can_infer``)."""
+    return infer_choice(reply, choices)
+
+
 @dataclass(frozen=True)
 class ChoiceRecord:
     """One scored item for :func:`choice_breakdown`."""

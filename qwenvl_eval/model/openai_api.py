@@ -372,6 +372,29 @@ def server_words(body: bytes | str, limit: int = 300) -> str:
     return (line[:limit] + "...") if len(line) > limit else (line or "(empty body)")
 
 
+def brief_error(
+    exc: Exception, timeout: float, redact: Redactor, flag: str = "--request-timeout"
+) -> str:
+    """One line: an OpenAI client error's kind and status and the server's own words, key
+    redacted (the backend's and the judge's errors alike)."""
+    import openai
+
+    status = getattr(exc, "status_code", None)
+    kind = type(exc).__name__
+    response = getattr(exc, "response", None)
+    if isinstance(exc, openai.APITimeoutError):
+        return f"{kind}: no complete answer within {timeout:g}s ({flag})"
+    if status and response is not None:
+        try:
+            msg = server_words(response.content)
+        except Exception:  # the body could not be read
+            msg = str(getattr(exc, "message", "") or exc)
+    else:
+        msg = " ".join(str(getattr(exc, "message", "") or exc).split())[:300]
+    msg = redact(msg)
+    return f"{kind} {status}: {msg}" if status else f"{kind}: {msg}"
+
+
 class BadAnswer(ValueError):
     """A 2xx answer the harness cannot use: that item's error (retried on a rerun)."""
 
@@ -825,24 +848,7 @@ class OpenAIRunner(Runner):
         return raw
 
     def _brief(self, exc: Exception) -> str:
-        """One line: the error's kind and status and the server's own words, key redacted."""
-        import openai
-
-        status = getattr(exc, "status_code", None)
-        kind = type(exc).__name__
-        response = getattr(exc, "response", None)
-        if isinstance(exc, openai.APITimeoutError):
-            timeout = self.endpoint.request_timeout
-            return f"{kind}: no complete answer within {timeout:g}s (--request-timeout)"
-        if status and response is not None:
-            try:
-                msg = server_words(response.content)
-            except Exception:  # the body could not be read
-                msg = str(getattr(exc, "message", "") or exc)
-        else:
-            msg = " ".join(str(getattr(exc, "message", "") or exc).split())[:300]
-        msg = self.redact(msg)
-        return f"{kind} {status}: {msg}" if status else f"{kind}: {msg}"
+        return brief_error(exc, self.endpoint.request_timeout, self.redact)
 
     def _count(self, attempts: int, retries: int | None = None) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ output checks) alike.
     <task>.rank<r>-of-<K>.predictions.jsonl rank r's answers during a data-parallel run
     <task>.rejected.jsonl                   lines refused on resume, kept
     <task>.submission.json                  server submission file (splits without answers)
+    <task>.judge.jsonl                      the optional LLM judge's calls, one line per item
     results.json, results.md                written at the end
     .lock, .lock-rank<r>                    held by the process writing into the directory
     .rank-check-<nonce>                     a data-parallel run's shared-filesystem check
@@ -25,6 +26,7 @@ LOCK = ".lock"
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
 REJECTED_SUFFIX = ".rejected.jsonl"
 SUBMISSION_SUFFIX = ".submission.json"
+JUDGE_SUFFIX = ".judge.jsonl"
 
 # Temporary files of atomic writes (`.<name>.<random>`) that a killed process leaves behind.
 STALE_TEMP = re.compile(
@@ -43,7 +45,7 @@ def is_run_file(path: Path) -> bool:
     name = path.name
     return (
         name in (RESULTS_JSON, RESULTS_MD)
-        or name.endswith((PREDICTIONS_SUFFIX, REJECTED_SUFFIX))
+        or name.endswith((PREDICTIONS_SUFFIX, REJECTED_SUFFIX, JUDGE_SUFFIX))
         or name.startswith(".")
     )
 
@@ -99,6 +101,9 @@ class RunDir:
 
     def submission(self, task: str) -> Path:
         return self.path / f"{safe_name(task)}{SUBMISSION_SUFFIX}"
+
+    def judge(self, task: str) -> Path:
+        return self.path / f"{safe_name(task)}{JUDGE_SUFFIX}"
 
     def stale_temporaries(self) -> list[Path]:
         """Temporary files that killed runs left (`.results.json.x1y2`, ...)."""

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from ..judge import RULES_ONLY_NOTE
 from .runs import Run
 
 RowKind = Literal["measured", "published", "delta"]
@@ -195,6 +196,9 @@ def runs_table(
                     table.mark(i, lab, f"{t}: evaluation server score ({score['source']})")
                 else:
                     table.cell_text[(i, lab)] = "submission"
+            for note in (task or {}).get("notes", []):
+                if note.startswith(RULES_ONLY_NOTE):  # the reference would have asked an LLM
+                    table.mark(i, lab, f"{t}: {note}")
     return table
 
 

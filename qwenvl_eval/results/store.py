@@ -257,6 +257,53 @@ class PredictionStore:
         lines = "".join(self._line(i) for i in [*items, *kept])
         self._write(path, lambda: write_text_atomic(path, lines))
 
+    def judge_file(self, task: str) -> Path:
+        return self.files.judge(task)
+
+    def load_judged(self, task: str) -> dict[str, dict[str, Any]]:
+        """The judge's successful replies saved for the task, by question key (the last line
+        per key). Failed calls are not kept for reuse (they are asked again); a line that
+        cannot be read (a torn last line) is skipped: that item is asked again."""
+        path = self.judge_file(task)
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return out
+        except OSError as exc:
+            raise storage_error(path, exc) from None
+        for n, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                log.warning("%s, line %d: unreadable, that item is judged again", path, n)
+                continue
+            ok = isinstance(row, dict) and isinstance(row.get("key"), str)
+            if ok and isinstance(row.get("response"), str) and row.get("error") is None:
+                out[row["key"]] = row
+        return out
+
+    def append_judged(self, task: str, row: dict[str, Any]) -> None:
+        """One judged item, on disk at once (a killed run keeps every reply it paid for)."""
+        path = self.judge_file(task)
+        text = json.dumps(row, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(row)
+        try:
+            self.mkdir()
+            with open(path, "a+b") as f:
+                if f.tell() > 0:  # after a torn last line (a killed run), start a new one
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        text = "\n" + text
+                f.write((text + "\n").encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise storage_error(path, exc) from None
+
     def write_submission(self, task: str, rows: list[dict]) -> Path:
         path = self.files.submission(task)
         self._write(path, lambda: write_json_atomic(path, rows))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..errors import UserError
+from ..judge import JudgePrompt
 from ..semantics import MetricMeaning, declare_meanings
 from ..types import (
     Document,
@@ -91,6 +92,9 @@ class Task:
     # metric without a per-item score of that name has none and cannot be gated.
     meanings: ClassVar[dict[str, MetricMeaning]] = {}
     description: ClassVar[str] = ""
+    # The LLM judge the reference scorer asks where its rules read no answer (judge.py): the
+    # run asks it only with --judge-*, otherwise the result notes that it was not asked.
+    judge_prompt: ClassVar[JudgePrompt | None] = None
 
     # -- declaration lookups ------------------------------------------------------------------
     def prompt_for(self, family: FamilyInfo) -> Prompt:
@@ -182,6 +186,15 @@ class Task:
             vals = [it.score[m] for it in items if m in it.score]
             out[m] = 100.0 * sum(vals) / len(vals) if vals else 0.0
         return Aggregate(out)
+
+    def judge_queries(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, str]:
+        """The judge's prompt text, by item id, for the items the rules could not read (a
+        task with a `judge_prompt` defines it)."""
+        return {}
+
+    def judged(self, doc: Document, item: ItemResult, reply: str) -> Scored | None:
+        """The item scored from the judge's reply; None when the reply names no answer."""
+        return None
 
     def submission(self, items: list[ItemResult], docs: dict[str, Document]) -> list[dict] | None:
         """A server submission file for splits without public answers; None when scored here."""

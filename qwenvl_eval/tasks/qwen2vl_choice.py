@@ -4,14 +4,24 @@ MMBench dev EN/CN, V1.0/V1.1 (CircularEval), MMStar and RealWorldQA.
 Protocol: the Qwen2-VL multiple-choice prompt (`qwen2vl_prompts`, VLMEvalKit's
 `_build_mcq_prompt`), greedy, at most 2048 new tokens; the answer letter is read from the
 generated text by VLMEvalKit's rules (`can_infer`, metrics.vlmeval_choice). Answered by
-generation, as the reference protocol does (not by option likelihood). No LLM judge: an
-answer the rules cannot read is wrong, as in VLMEvalKit without a judge.
+generation, as the reference protocol does (not by option likelihood). By default no LLM
+judge: an answer the rules cannot read is wrong, as in VLMEvalKit without a judge. With
+`--judge-*` such answers go to the judge with VLMEvalKit's matching prompt
+(`choice_judge_prompt`) and the letter is read from its reply by the same rules.
 """
 
 from __future__ import annotations
 
-from ..metrics.mmbench import Rotation, circular_hit
-from ..metrics.vlmeval_choice import ChoiceRecord, choice_breakdown, infer_choice
+from ..judge import JudgePrompt
+from ..metrics.vlmeval_choice import (
+    CHOICE_JUDGE_SOURCE,
+    CHOICE_JUDGE_TEMPLATE,
+    ChoiceRecord,
+    choice_breakdown,
+    choice_judge_prompt,
+    infer_choice,
+    judge_choice,
+)
 from ..registry import register_task
 from ..semantics import no_item_score
 from ..types import Document, FamilyInfo, ItemResult, Response
@@ -49,6 +59,11 @@ class ChoiceTask(Task):
     prompt_source = SOURCE
     generation = VLMEVAL_GENERATION
     metrics = ("acc",)
+    # VLMEvalKit's judge call: its default generation length (`max_tokens` 2048 is the
+    # API wrapper's default; the reply is one letter).
+    judge_prompt = JudgePrompt(
+        "vlmeval-choice-match", CHOICE_JUDGE_SOURCE, CHOICE_JUDGE_TEMPLATE, 2048
+    )
 
     def doc_prompt(self, doc: Document, family: FamilyInfo) -> Prompt:
         if doc.fields["options"]:
@@ -66,6 +81,21 @@ class ChoiceTask(Task):
             return Scored(answer=read, scores={"acc": float(read.lower() == answer.lower())})
         letter = infer_choice(text, options)
         return Scored(answer=letter, scores={"acc": float(letter == answer)})
+
+    def judge_queries(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, str]:
+        """Answered items with options whose letter the rules could not read."""
+        out = {}
+        for it in items:
+            f = docs[it.id].fields
+            if it.error is None and f["options"] and it.answer is None:
+                out[it.id] = choice_judge_prompt(f["question"], f["options"], it.output or "")
+        return out
+
+    def judged(self, doc: Document, item: ItemResult, reply: str) -> Scored | None:
+        letter = judge_choice(reply, doc.fields["options"])
+        if letter is None:
+            return None
+        return Scored(answer=letter, scores={"acc": float(letter == doc.fields["answer"])})
 
     def aggregate(self, items: list[ItemResult], docs: dict[str, Document]) -> Aggregate:
         records = [_record(it.score.get("acc") == 1.0, docs[it.id]) for it in items]
@@ -106,10 +136,9 @@ class MMBenchDev(ChoiceTask):
         records = []
         for rotations in groups.values():
             first = docs[rotations[0].id]
-            hit = circular_hit(
-                Rotation(it.output, docs[it.id].fields["options"], docs[it.id].fields["answer"])
-                for it in rotations
-            )
+            # Every rotation read as its right letter, by the rules or (where they read
+            # nothing) by the judge: VLMEvalKit's `prefetch_circular_group` + `eval_sub_data`.
+            hit = all(it.answer == docs[it.id].fields["answer"] for it in rotations)
             records.append(_record(hit, first))
         out = _named(choice_breakdown(records).get("none", {}), "circular_acc")
         out["acc"] = super().aggregate(items, docs).metrics.get("acc", 0.0)
@@ -119,25 +148,25 @@ class MMBenchDev(ChoiceTask):
 
 @register_task("mmbench_dev_en", group=GROUP + MMBENCH)
 class MMBenchDevEN(MMBenchDev):
-    description = "MMBench dev EN, CircularEval (VLMEvalKit rules, no judge)"
+    description = "MMBench dev EN, CircularEval (VLMEvalKit rules; LLM judge optional)"
     dataset = MMBENCH_DEV_EN
 
 
 @register_task("mmbench_dev_cn", group=GROUP + MMBENCH)
 class MMBenchDevCN(MMBenchDev):
-    description = "MMBench dev CN, CircularEval (VLMEvalKit rules, no judge)"
+    description = "MMBench dev CN, CircularEval (VLMEvalKit rules; LLM judge optional)"
     dataset = MMBENCH_DEV_CN
 
 
 @register_task("mmbench_v11_dev_en", group=GROUP + MMBENCH)
 class MMBenchV11DevEN(MMBenchDev):
-    description = "MMBench V1.1 dev EN, CircularEval (VLMEvalKit rules, no judge)"
+    description = "MMBench V1.1 dev EN, CircularEval (VLMEvalKit rules; LLM judge optional)"
     dataset = MMBENCH_V11_DEV_EN
 
 
 @register_task("mmbench_v11_dev_cn", group=MMBENCH)
 class MMBenchV11DevCN(MMBenchDev):
-    description = "MMBench V1.1 dev CN, CircularEval (VLMEvalKit rules, no judge)"
+    description = "MMBench V1.1 dev CN, CircularEval (VLMEvalKit rules; LLM judge optional)"
     dataset = MMBENCH_V11_DEV_CN
 
 

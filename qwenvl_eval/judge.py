@@ -1,0 +1,319 @@
+"""The optional LLM judge: a scoring-time step, not a model backend.
+
+Some reference scorers (MathVista's official extraction, VLMEvalKit's multiple-choice
+matching) read an answer by rules and ask an LLM only where the rules read nothing. Here the
+rules are the default; with `--judge-base-url/--judge-model` the items the rules could not
+read are sent, after generation, to an OpenAI-compatible judge (the backend's own client
+pieces: deadline, retries, key redaction), and the task scores them again from the judge's
+reply. Without a judge nothing is sent anywhere; the task's result then carries a note saying
+the reference would have asked one.
+
+A task declares its judge prompt (`JudgePrompt`, with the prompt's source) and two methods:
+`judge_queries(items, docs)` (item id -> the full prompt text, for the items its rules could
+not read) and `judged(doc, item, reply)` (the item scored from the judge's reply, or None
+when the reply cannot be read either). Every judged item -- request, reply or error, the
+answer read -- is one line of `<task>.judge.jsonl` in the run directory; a successful reply
+is reused by resume and rescore (same judge model, same prompt text): no second call.
+A call that fails (HTTP 5xx or a timeout after the retries, a bad answer) leaves its item as
+the rules scored it and is retried by the next run; the task's notes count it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import UserError
+from .types import Document, ItemResult, stable_hash
+
+if TYPE_CHECKING:
+    from .results.store import PredictionStore
+    from .tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+# The flags, declared once for `run` and `rescore`.
+JUDGE_FLAG_HELP = {
+    "judge_base_url": "Optional LLM judge: an OpenAI-compatible server (http(s)://host[:port]/v1) "
+    "asked, after generation, about the answers the rules of MathVista / MMBench / MMStar / "
+    "RealWorldQA cannot read (as the reference scorers do). Without it nothing is sent.",
+    "judge_model": "The model name the judge server serves (required with --judge-base-url).",
+    "judge_api_key_env": "Environment variable holding the judge's API key (it must be set); "
+    "default: no key (a local server).",
+}
+
+# The start of the note on a result scored by rules where the reference asks a judge: what a
+# table footnotes on that cell.
+RULES_ONLY_NOTE = "scored by rules only"
+
+# The judge's transport settings: the OpenAI backend's defaults (backends.py).
+_TIMEOUT_S = 600.0
+_RETRIES = 5
+_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A task's judge prompt, as the reference scorer builds it: where it comes from and how
+    many tokens the reply may take. The task builds each item's text (`judge_queries`)."""
+
+    name: str
+    source: str  # the reference code the prompt reproduces
+    template: str  # the fixed part (few-shot examples, instructions), hashed
+    max_tokens: int = 256
+
+    def hash(self) -> str:
+        return stable_hash([self.name, self.template, self.max_tokens])
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """`--judge-*`: which judge, and the key's variable (its name, never its value)."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    request_timeout: float = _TIMEOUT_S
+    max_retries: int = _RETRIES
+    concurrency: int = _CONCURRENCY
+
+    @classmethod
+    def from_flags(
+        cls, base_url: str | None, model: str | None, api_key_env: str | None
+    ) -> JudgeOptions | None:
+        """None when no --judge-* flag is given; a one-line error for an incomplete set."""
+        if base_url is None and model is None and api_key_env is None:
+            return None
+        if not base_url:
+            raise UserError("--judge-model/--judge-api-key-env need --judge-base-url")
+        if not model:
+            raise UserError("--judge-base-url needs --judge-model (the model the judge serves)")
+        options = cls(base_url, model, api_key_env)
+        options.check()
+        return options
+
+    def check(self) -> None:
+        """Before any data is read or a model loads."""
+        from .model.openai_api import check_base_url
+
+        try:
+            check_base_url(self.base_url)
+        except UserError as exc:
+            raise UserError(str(exc).replace("--base-url", "--judge-base-url", 1)) from None
+        if self.api_key_env is not None and not os.environ.get(self.api_key_env):
+            raise UserError(
+                f"--judge-api-key-env {self.api_key_env}: the variable is not set (or empty); "
+                "export the judge's API key in it"
+            )
+
+    def public_url(self) -> str:
+        """The base URL without user info or query (where a key could hide)."""
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base_url": self.public_url(),
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "request_timeout": self.request_timeout,
+            "max_retries": self.max_retries,
+        }
+
+
+class JudgeUnavailable(UserError):
+    """The judge refuses every request (key, permission, unknown model): no item can be
+    judged, so the run stops with one line; its answers are saved and a rerun resumes."""
+
+
+class Judge:
+    """The judge's client, opened at its first question (a run whose rules read everything
+    opens nothing)."""
+
+    def __init__(self, options: JudgeOptions) -> None:
+        self.options = options
+        self._client: Any = None
+        self._redact: Any = None
+
+    def _open(self) -> None:
+        import openai
+
+        from .model.openai_api import Redactor, deadline_client
+
+        o = self.options
+        key = os.environ.get(o.api_key_env) if o.api_key_env else None
+        self._redact = Redactor(key)
+        self._client = openai.OpenAI(
+            base_url=o.base_url,
+            api_key=key or "EMPTY",
+            timeout=o.request_timeout,
+            max_retries=o.max_retries,
+            http_client=deadline_client(o.request_timeout),
+        )
+
+    def ask(self, prompt: str, max_tokens: int) -> tuple[str | None, str | None]:
+        """(reply, None) or (None, one-line error) for one prompt, greedy."""
+        import openai
+
+        from .model.openai_api import BadAnswer, brief_error, completion_text, parse_body
+
+        if self._client is None:
+            self._open()
+        o = self.options
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(
+                model=o.model,
+                messages=[{"role": "user", "content": prompt}],
+                temperature=0.0,
+                max_tokens=max_tokens,
+                n=1,
+            )
+            content, _finish, _n = completion_text(parse_body(raw.http_response.content))
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.NotFoundError,
+        ) as exc:
+            brief = brief_error(exc, o.request_timeout, self._redact)
+            raise JudgeUnavailable(f"--judge-base-url {o.public_url()}: {brief}") from None
+        except openai.APIError as exc:
+            return None, brief_error(exc, o.request_timeout, self._redact)
+        except BadAnswer as exc:
+            return None, self._redact(str(exc))
+        return self._redact(content), None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+@dataclass
+class JudgeRecord:
+    """One line of `<task>.judge.jsonl`: one judged item."""
+
+    id: str
+    key: str  # judge model + prompt: a reply is reused only for the very same question
+    judge_model: str
+    base_url: str
+    prompt: str  # the JudgePrompt's name
+    prompt_hash: str
+    request: str
+    response: str | None
+    error: str | None
+    answer: Any = None  # what the task read from the reply (None: unreadable or failed)
+
+
+def judge_key(model: str, prompt: JudgePrompt, text: str) -> str:
+    return stable_hash([model, prompt.hash(), text])
+
+
+def judge_items(
+    task: Task,
+    items: list[ItemResult],
+    docs: Mapping[str, Document],
+    judge: Judge | None,
+    store: PredictionStore,
+) -> tuple[list[ItemResult], list[str]]:
+    """The items with those the rules could not read scored from the judge's reply, and the
+    notes saying what was judged (or that the reference would have asked a judge)."""
+    prompt = task.judge_prompt
+    if prompt is None:
+        return items, []
+    items = [rules_only(it) for it in items]  # a resumed item as its rules scored it
+    queries = task.judge_queries(items, docs)
+    if judge is None:
+        return items, [no_judge_note(prompt, len(queries))]
+    o = judge.options
+    cached = store.load_judged(task.name)
+    keys = {i: judge_key(o.model, prompt, text) for i, text in queries.items()}
+    reused = {i: cached[k] for i, k in keys.items() if k in cached}
+    todo = [i for i in queries if i not in reused]
+    by_id = {it.id: it for it in items}
+    replies = {i: row["response"] for i, row in reused.items()}
+    failed = 0
+    # In order; each written the moment it is read (a killed run keeps what it paid for).
+    for i, (reply, error) in _ask_all(judge, todo, queries, prompt.max_tokens):
+        if error is not None:
+            failed += 1
+            log.warning("%s, item %s: the judge failed: %s", task.name, i, error)
+        else:
+            replies[i] = reply
+        scored = task.judged(docs[i], by_id[i], reply) if reply is not None else None
+        rec = JudgeRecord(
+            i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(), queries[i],
+            reply, error, None if scored is None else scored.answer,
+        )  # fmt: skip
+        store.append_judged(task.name, asdict(rec))
+    out = [_with_reply(task, docs[it.id], it, replies.get(it.id)) for it in items]
+    read = sum(1 for it in out if "judge" in it.extra)
+    file = store.judge_file(task.name).name
+    return out, [judged_note(o, prompt, len(queries), len(reused), read, failed, file)]
+
+
+def _with_reply(task: Task, doc: Document, item: ItemResult, reply: str | None) -> ItemResult:
+    """The item scored from the judge's reply (its rules' result kept beside), or as it was
+    when there is no reply or the reply names no answer."""
+    scored = task.judged(doc, item, reply) if reply is not None else None
+    if scored is None:
+        return item
+    rules = {"answer": item.answer, "score": item.score, "extra": item.extra}
+    judged = {"reply": reply, "answer": scored.answer, "rules": rules}
+    extra = {**item.extra, **scored.extra, "judge": judged}
+    return replace(item, answer=scored.answer, score=scored.scores, extra=extra)
+
+
+def _ask_all(
+    judge: Judge, todo: list[str], queries: Mapping[str, str], max_tokens: int
+) -> Iterator[tuple[str, tuple[str | None, str | None]]]:
+    """Each item's (reply, error), in order. The first question goes alone, so a judge that
+    refuses every request (a bad key) costs one call; then `concurrency` are in flight, and
+    nothing more is sent once one raises."""
+    if not todo:
+        return
+    yield todo[0], judge.ask(queries[todo[0]], max_tokens)
+    pool = ThreadPoolExecutor(judge.options.concurrency, thread_name_prefix="qwenvl-judge")
+    try:
+        futures = [(i, pool.submit(judge.ask, queries[i], max_tokens)) for i in todo[1:]]
+        for i, future in futures:
+            yield i, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def rules_only(item: ItemResult) -> ItemResult:
+    """An item saved with a judged score, as its rules scored it (what it keeps under
+    `extra.judge.rules`): a run without the judge, or with another one, starts from there."""
+    judged = item.extra.get("judge")
+    rules = judged.get("rules") if isinstance(judged, dict) else None
+    if not isinstance(rules, dict):
+        return item
+    return replace(item, answer=rules.get("answer"), score=rules.get("score") or {},
+                   extra=rules.get("extra") or {})  # fmt: skip
+
+
+def no_judge_note(prompt: JudgePrompt, unread: int) -> str:
+    """What a table footnotes on a cell scored by rules where the reference asks a judge."""
+    return (
+        f"{RULES_ONLY_NOTE}: the reference ({prompt.source}) asks an LLM judge where its "
+        f"rules cannot read the answer; {unread} such item(s) count wrong here "
+        "(no --judge-base-url)"
+    )
+
+
+def judged_note(
+    o: JudgeOptions, prompt: JudgePrompt, asked: int, reused: int, read: int, failed: int, file: str
+) -> str:
+    """How many items the judge was asked about, answered from the run's file, read, failed."""
+    return (
+        f"LLM judge {o.model} at {o.public_url()} (prompt {prompt.name}, hash {prompt.hash()}, "
+        f"from {prompt.source}): {asked} item(s) the rules could not read were judged "
+        f"({reused} reused from {file}), {read} read from its reply, "
+        f"{failed} call(s) failed (those items count as the rules scored them: wrong)"
+    )
