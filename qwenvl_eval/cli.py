@@ -246,7 +246,8 @@ def table_command(
         str | None,
         typer.Option(
             help="The paper's layout with published rows: table4, table5, table6, "
-            "figure4 (also draws figure4.png/.svg beside --output)."
+            "figure4 (also draws figure4.png/.svg beside --output), or qwen2vl-image "
+            "(the Qwen2-VL report's image table)."
         ),
     ] = None,
 ) -> None:

@@ -1,12 +1,15 @@
-"""The Qwen-VL paper's tables with our runs beside the published rows: `table --paper`.
+"""The Qwen-VL paper's tables (and the Qwen2-VL report's image table) with our runs beside
+the published rows: `table --paper`.
 
 Published figures come from the package data file `results/data/paper_tables.json` (each
-row names its source and the paper's row group; columns carry the paper's column groups).
-Each measured cell gets its difference to the published Qwen-VL (or Qwen-VL-Chat, for a
-qwen-vl-chat run) value; where a run did not follow the paper's protocol (another prompt
-family, a --limit, other generation settings) its row gets one note saying so, and those
-cells are never ranked best. Submission-only splits show the submission file, or the
-server's score once recorded (`submission.py`)."""
+row names its source and the paper's row group; columns carry the paper's column groups, and
+where the headline is not the published figure, the metric and scale that give it). Each
+measured cell gets its difference to the published row of the run's model (Qwen-VL, or
+Qwen-VL-Chat for a qwen-vl-chat run; a table may name its own rows by model name); where a
+run did not follow the paper's protocol (another prompt family, a --limit, other generation
+settings, a task asked otherwise than the paper asked it) its row gets one note saying so,
+and those cells are never ranked best. Submission-only splits show the submission file, or
+the server's score once recorded (`submission.py`)."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from ..itemsets import eval_mm_kept
 from .runs import Run
 from .scoretable import ScoreTable, unique_labels
 
-PAPER_TABLES = ("table4", "table5", "table6", "figure4")
+PAPER_TABLES = ("table4", "table5", "table6", "figure4", "qwen2vl-image")
 PAPER_FAMILIES = ("qwen-vl", "qwen-vl-chat")
 SHOTS = (0, 4, 8, 16)
 
@@ -36,8 +39,17 @@ def published() -> dict[str, Any]:
     return json.loads(files(__package__).joinpath("data/paper_tables.json").read_text())
 
 
-def reference_model(run: Run) -> str:
-    """The published row a run is compared with."""
+def reference_model(run: Run, spec: dict[str, Any] | None = None) -> str | None:
+    """The published row a run is compared with: the first of the table's `references`
+    whose `match` is in the run's model name (case-insensitive; None when none is), else
+    Qwen-VL-Chat for a qwen-vl-chat run and Qwen-VL for any other."""
+    if spec and "references" in spec:
+        given = (run.results["config"].get("model"), run.results["model"].get("spec"))
+        names = [str(n or "").lower() for n in given]
+        for ref in spec["references"]:
+            if any(ref["match"].lower() in n for n in names):
+                return str(ref["row"])
+        return None
     return "Qwen-VL-Chat" if run.family == "qwen-vl-chat" else "Qwen-VL"
 
 
@@ -51,18 +63,24 @@ def split_size(task: str) -> int | None:
     return size if isinstance(size, int) else None
 
 
-def protocol_differences(run: Run, task: str) -> list[str]:
+def protocol_differences(
+    run: Run, task: str, families: tuple[str, ...] = PAPER_FAMILIES
+) -> list[str]:
     """Why a run's task result was not produced the way the paper's was (empty: same),
-    without the run's name: the table groups them into one note per run."""
+    without the run's name: the table groups them into one note per run. `families`: the
+    prompt families the paper's own figures were produced with."""
     from .. import registry
     from ..model.families import FAMILIES
 
     reasons = []
     result = run.tasks[task]
-    if run.family not in PAPER_FAMILIES:
-        return [
-            f"prompt family {run.family} (the harness's own prompts, not the paper's raw prompts)"
-        ] + _limit_reason(run, task)
+    if run.family not in families:
+        why = (
+            "the harness's own prompts, not the paper's raw prompts"
+            if families == PAPER_FAMILIES
+            else f"the published figures are of the {', '.join(families)} family"
+        )
+        return [f"prompt family {run.family} ({why})"] + _limit_reason(run, task)
     try:
         declared = registry.get_task(task)
         # A few-shot prompt depends on the seed of its example draw: compare with the paper's
@@ -107,12 +125,13 @@ def _limit_reason(run: Run, task: str) -> list[str]:
     return [f"--limit {run.limit} (scored {items}{of} items)"]
 
 
-def _value(run: Run, task: str) -> float:
+def _value(run: Run, task: str, metric: str | None = None, scale: float = 1.0) -> float:
+    """The task's headline (or `metric`) x `scale`: the published figure's units."""
     r = run.tasks.get(task)
     if not r:
         return math.nan
-    v = r["metrics"].get(run.headline(task) or "")
-    return float(v) if isinstance(v, (int, float)) else math.nan
+    v = r["metrics"].get(metric or run.headline(task) or "")
+    return scale * float(v) if isinstance(v, (int, float)) else math.nan
 
 
 @dataclass
@@ -133,7 +152,7 @@ def measured_cell(run: Run, col: dict[str, Any]) -> Cell:
         return Cell()
     tasks = [t for t in (col["task"], col.get("server_task")) if t and t in run.tasks]
     for task in tasks:
-        v = _value(run, task)
+        v = _value(run, task, col.get("metric"), float(col.get("scale", 1.0)))
         if not math.isnan(v):
             return Cell(v, task)
     for task in tasks:
@@ -189,13 +208,17 @@ def paper_table(name: str, runs: list[Run]) -> ScoreTable:
         rows.append([r["values"].get(c["task"], math.nan) for c in cols])
     measured: list[tuple[int, Run, list[Cell]]] = []
     measured_group = published().get("measured_group", "")
+    families = tuple(spec.get("families", PAPER_FAMILIES))
+    unmatched: list[int] = []
     for run, label in zip(runs, unique_labels(runs), strict=True):
-        ref = reference_model(run)
+        ref = reference_model(run, spec)
+        if ref is None:
+            unmatched.append(len(rows) + 1)
         cells = [measured_cell(run, c) for c in cols]
         vals = [c.value for c in cells]
-        refs = [pub.get(ref, {}).get("values", {}).get(c["task"], math.nan) for c in cols]
+        refs = [pub.get(ref or "", {}).get("values", {}).get(c["task"], math.nan) for c in cols]
         measured.append((len(rows), run, cells))
-        labels += [f"{label} (ours)", f"  vs {ref}"]
+        labels += [f"{label} (ours)", f"  vs {ref or '-'}"]
         kinds += ["measured", "delta"]
         groups += [measured_group, measured_group]
         rows += [vals, [v - p for v, p in zip(vals, refs, strict=True)]]
@@ -216,14 +239,20 @@ def paper_table(name: str, runs: list[Run]) -> ScoreTable:
                 table.mark(i, lab, col["unmeasured_note"])
             if cell.task is None or math.isnan(cell.value):
                 continue
-            reasons[lab] = protocol_differences(run, cell.task)
+            reasons[lab] = protocol_differences(run, cell.task, families)
+            if col.get("protocol_note"):  # the harness asks this task otherwise than the paper
+                reasons[lab].append(col["protocol_note"])
             if reasons[lab]:
                 table.unranked |= {(i, lab), (i + 1, lab)}
         note = run_note(reasons)
         if note:
             table.mark_row(i, f"{unique_labels(runs)[runs.index(run)]}: {note}")
+    for i in unmatched:
+        names = ", ".join(r["match"] for r in spec["references"])
+        table.mark_row(i, f"no published row for this model (its name contains none of {names})")
     if "eval_mm_drop_last" in spec:
         _mark_drop_last(table, spec["eval_mm_drop_last"], cols, measured)
+    table.footer += [f"{c['label']}: {c['metric_note']}" for c in cols if c.get("metric_note")]
     if spec.get("note"):
         table.footer.insert(0, spec["note"])
     return table

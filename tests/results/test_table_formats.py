@@ -237,7 +237,7 @@ def test_table_output_at_a_directory_is_one_line(two_runs, tmp_path, capsys):
     assert code == 2 and "is a directory" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("name", ["table4", "table5", "table6"])
+@pytest.mark.parametrize("name", ["table4", "table5", "table6", "qwen2vl-image"])
 def test_terminal_at_80_columns_never_cuts_numbers(tmp_path, name):
     from rich.console import Console
 
