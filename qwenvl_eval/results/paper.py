@@ -147,10 +147,12 @@ class Cell:
 
 def measured_cell(run: Run, col: dict[str, Any]) -> Cell:
     """The column's own split first; else a server score recorded for it (or for the
-    column's server-scored split); else the submission file written for the server."""
+    column's server-scored split); else the submission file written for the server. A column's
+    `fallback` task (the same benchmark asked another way) comes last; its note says so."""
     if not col.get("measurable", True):
         return Cell()
-    tasks = [t for t in (col["task"], col.get("server_task")) if t and t in run.tasks]
+    fallback = col.get("fallback", {}).get("task")
+    tasks = [t for t in (col["task"], col.get("server_task"), fallback) if t and t in run.tasks]
     for task in tasks:
         v = _value(run, task, col.get("metric"), float(col.get("scale", 1.0)))
         if not math.isnan(v):
@@ -240,8 +242,8 @@ def paper_table(name: str, runs: list[Run]) -> ScoreTable:
             if cell.task is None or math.isnan(cell.value):
                 continue
             reasons[lab] = protocol_differences(run, cell.task, families)
-            if col.get("protocol_note"):  # the harness asks this task otherwise than the paper
-                reasons[lab].append(col["protocol_note"])
+            if cell.task == col.get("fallback", {}).get("task"):  # asked otherwise than the paper
+                reasons[lab].append(col["fallback"]["note"])
             if reasons[lab]:
                 table.unranked |= {(i, lab), (i + 1, lab)}
         note = run_note(reasons)

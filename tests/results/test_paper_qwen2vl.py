@@ -151,8 +151,11 @@ def test_protocol_differences_are_one_note_per_run(tmp_path):
     table = paper_table(NAME, [paper_tasks, other_family])
     i = _row(table, "qwen2-vl-7b (ours)")
     (note,) = _notes(table, i)
-    # DocVQA is the harness's Qwen-VL-paper task: said once, naming the column; MMStar is not
-    assert note.startswith("qwen2-vl-7b: DocVQA val: asked the Qwen-VL paper's way")
+    # DocVQA is the harness's Qwen-VL-paper task (the column's fallback): said once, naming the
+    # column; MMStar is not
+    assert note.startswith("qwen2-vl-7b: DocVQA val: the run has no docvqa_qwen2vl")
+    assert "asked the Qwen-VL paper's way" in note
+    assert table.values.iloc[i]["DocVQA val"] == 90.0
     assert "MMStar" not in note
     assert (i, "DocVQA val") in table.unranked and (i, "MMStar") not in table.unranked
     j = _row(table, "Qwen/Qwen-VL-Chat (ours)")
@@ -216,3 +219,14 @@ def test_latex_compiles_and_fits_a_standard_article(tmp_path):
     for model in ("Previous SoTA", "Claude-3.5 Sonnet", "GPT-4o", "Qwen2-VL-72B"):
         assert any(ln.startswith(model) for ln in tex.splitlines()), model
     assert "$-$16.00" in tex and "2482.70" in tex and "-{}-limit 8" in tex
+
+
+def test_the_report_protocol_task_wins_over_the_paper_task(tmp_path):
+    both = _run(tmp_path, "b", model="qwen2-vl-7b", family="qwen2-vl",
+                metrics={"docvqa_qwen2vl": {"anls": 93.0}, "docvqa": {"anls": 80.0}})  # fmt: skip
+    table = paper_table(NAME, [both])
+    i = _row(table, "qwen2-vl-7b (ours)")
+    assert table.values.iloc[i]["DocVQA val"] == 93.0
+    assert table.values.iloc[i + 1]["DocVQA val"] == pytest.approx(93.0 - 94.5)
+    assert not _notes(table, i)
+    assert (i, "DocVQA val") not in table.unranked
