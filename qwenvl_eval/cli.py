@@ -24,6 +24,11 @@ from .errors import UserError
 from .judge import JUDGE_FLAG_HELP
 from .runflags import with_runner_flags
 
+# the judge's flags, shared by `run` and `rescore`
+JudgeBaseUrl = Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_base_url"])]
+JudgeModel = Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_model"])]
+JudgeApiKeyEnv = Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_api_key_env"])]
+
 if TYPE_CHECKING:
     from .model.base import RunnerOptions
 
@@ -139,13 +144,9 @@ def run(
             "answers written so far are kept."
         ),
     ] = None,
-    judge_base_url: Annotated[
-        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_base_url"])
-    ] = None,
-    judge_model: Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_model"])] = None,
-    judge_api_key_env: Annotated[
-        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_api_key_env"])
-    ] = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_model: JudgeModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
     *,
     runner: RunnerOptions,
 ) -> None:
@@ -195,13 +196,9 @@ def rescore(
     data_dir: Annotated[
         str | None, typer.Option(help="Data root (default: the one the run used).")
     ] = None,
-    judge_base_url: Annotated[
-        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_base_url"])
-    ] = None,
-    judge_model: Annotated[str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_model"])] = None,
-    judge_api_key_env: Annotated[
-        str | None, typer.Option(help=JUDGE_FLAG_HELP["judge_api_key_env"])
-    ] = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_model: JudgeModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
 ) -> None:
     """Score a run's saved outputs again with the current code: no model, no GPU."""
     from .app import rescore as rescore_app
