@@ -229,7 +229,9 @@ def judge_items(
     items = [rules_only(it) for it in items]  # a resumed item as its rules scored it
     queries = task.judge_queries(items, docs)
     if judge is None:
-        return items, [no_judge_note(prompt, len(queries))]
+        # With every answer read by the rules, the reference's judge would not have been asked:
+        # the score is the reference's, and nothing needs a footnote.
+        return items, [no_judge_note(prompt, len(queries))] if queries else []
     o = judge.options
     cached = store.load_judged(task.name)
     keys = {i: judge_key(o.model, prompt, text) for i, text in queries.items()}
