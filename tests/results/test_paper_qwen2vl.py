@@ -26,6 +26,8 @@ MEASURED_7B = {
     "mme": {"perception": 1650.0, "cognition": 640.5, "total": 2290.5, "acc": 80.0},
     "hallusionbench": {"overall": 49.1, "aAcc": 70.0, "fAcc": 40.0, "qAcc": 37.3},
     "mmbench_dev_en": {"circular_acc": 81.0, "acc": 86.0},
+    "mmbench_dev_cn": {"circular_acc": 78.5, "acc": 84.0},
+    "mmbench_v11_dev_en": {"circular_acc": 79.25, "acc": 85.0},
     "infovqa": {"anls": 75.0},
     "mathvista_testmini": {"acc": 60.7},
 }
@@ -59,6 +61,14 @@ def test_published_rows_and_their_sources():
     assert (v72["mme"], v7["mme"], v2["mme"]) == (2482.7, 2326.8, 1872.0)
     assert (v72["hallusionbench"], v7["hallusionbench"], v2["hallusionbench"]) == (58.1, 50.6, 41.7)
     assert rows["GPT-4o"]["values"]["mathvista_testmini"] == 63.8
+    # the report's MMBench-CN and MMBench-V1.1 test rows (the official README agrees)
+    for task, want in {
+        "mmbench_dev_cn": (86.3, 80.7, 82.1, 86.6, 80.5, 73.5),
+        "mmbench_v11_dev_en": (85.5, 78.5, 82.2, 85.9, 80.7, 72.2),
+    }.items():
+        assert tuple(r["values"][task] for r in spec["rows"]) == want, task
+        assert not any(task in r.get("cell_notes", {}) for r in spec["rows"]), task
+    assert "MMBench" not in spec["note"]  # no longer among the rows left out
     assert "infovqa" not in rows["Claude-3.5 Sonnet"]["values"]  # the report prints '-'
     # where the official README disagrees, the cell says so rather than hiding it
     assert "gives 845" in rows["Qwen2-VL-7B"]["cell_notes"]["ocrbench"]
@@ -87,6 +97,8 @@ def test_units_of_the_report_and_every_delta_against_qwen2_vl_7b(tmp_path):
         "MME sum": (2290.5, 2290.5 - 2326.8),  # perception + cognition, not the headline
         "HallBench avg": (49.1, 49.1 - 50.6),
         "MMBench-EN dev": (81.0, 81.0 - 83.0),  # CircularEval, not the per-rotation acc
+        "MMBench-CN dev": (78.5, 78.5 - 80.5),
+        "MMBench-V1.1 dev": (79.25, 79.25 - 80.7),
         "InfoVQA val": (75.0, 75.0 - 76.5),
         "MathVista testmini": (60.7, 60.7 - 58.2),
     }
@@ -97,6 +109,8 @@ def test_units_of_the_report_and_every_delta_against_qwen2_vl_7b(tmp_path):
         assert math.isnan(ours[col]) and table.text(i + 1, col) == "-"
     assert table.text(i + 1, "OCRBench") == "-16.00"
     assert table.text(i + 1, "MathVista testmini") == "+2.50"
+    assert table.text(i + 1, "MMBench-CN dev") == "-2.00"
+    assert table.text(i + 1, "MMBench-V1.1 dev") == "-1.45"
     assert not _notes(table, i)  # the report's protocol: nothing to mark
     # a measured cell on the report's protocol is ranked among the measured rows only
     assert (i, "MME sum") not in table.unranked
@@ -173,6 +187,8 @@ def test_published_splits_and_units_are_footnoted():
         "DocVQA val": "DocVQA figures are on the test split",
         "InfoVQA val": "InfographicVQA figures are on the test split",
         "MMBench-EN dev": "MMBench-EN figures are on the test split",
+        "MMBench-CN dev": "MMBench-CN figures are on the test split",
+        "MMBench-V1.1 dev": "MMBench-V1.1 figures are on the test split",
     }.items():
         assert any(words in n for n in _notes(table, q7, col)), col
     assert not _notes(table, q7, "MMStar")
@@ -180,7 +196,11 @@ def test_published_splits_and_units_are_footnoted():
     assert "OCRBench: the report's score is items right out of 1000" in footer
     assert "MME sum: the report's MME sum is perception" in footer
     assert "HallBench avg:" in footer and "mean of aAcc, fAcc and qAcc" in footer
-    assert "MMBench-EN dev: CircularEval accuracy" in footer
+    for col in ("MMBench-EN dev", "MMBench-CN dev", "MMBench-V1.1 dev"):
+        assert f"{col}: CircularEval accuracy" in footer, col
+    labels = list(table.values.columns)
+    i = labels.index("MMBench-EN dev")
+    assert labels[i : i + 4] == ["MMBench-EN dev", "MMBench-CN dev", "MMBench-V1.1 dev", "MMStar"]
     sota = _row(table, "Previous SoTA")
     assert "(Chen et al., 2024c)" in _notes(table, sota)[0]
     claude = _row(table, "Claude-3.5 Sonnet")
