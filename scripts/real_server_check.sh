@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENGINES="${QWENVL_EVAL_REAL_SERVER:-transformers}"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/qwenvl-eval"
+CACHE="${XDG_CACHE_HOME:-$(python3 -c "import pathlib; print(pathlib.Path.home())")/.cache}/qwenvl-eval"
 export QWENVL_EVAL_SERVE_VENV="${QWENVL_EVAL_SERVE_VENV:-$CACHE/venv-serve}"
 export QWENVL_EVAL_VLLM_VENV="${QWENVL_EVAL_VLLM_VENV:-$CACHE/venv-vllm}"
 
