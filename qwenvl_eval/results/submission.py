@@ -1,6 +1,6 @@
 """`submission record`: the score an evaluation server returned for a submission file
-(VQAv2 test-dev, VizWiz test, DocVQA test), kept in results.json with where it came from,
-so `table --paper` can be regenerated whole from run directories."""
+(VQAv2 test-dev, VizWiz test, DocVQA and InfographicVQA test), kept in results.json with where
+it came from, so `table --paper` can be regenerated whole from run directories."""
 
 from __future__ import annotations
 

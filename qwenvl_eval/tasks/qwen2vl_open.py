@@ -1,6 +1,8 @@
 """OCRBench, MME, HallusionBench and InfographicVQA, each scored as its official code does it
 (see the metric modules), asked with the Qwen2-VL prompts of VLMEvalKit's Qwen2-VL class
 (`qwen2vl_prompts`): greedy, at most 2048 new tokens. No LLM judge is used by any of them.
+InfographicVQA's test split has no public answers: `infovqa_test` writes the RRC submission
+file instead (the server scores it with ANLS).
 
 Known difference: VLMEvalKit's Qwen2-VL class gives OCRBench images at least 10x10x28x28
 pixels (`min_pixels`); here every image goes through the model's own processor settings.
@@ -16,8 +18,9 @@ from ..registry import register_task
 from ..semantics import MetricMeaning, no_item_score
 from ..types import Document, FamilyInfo, ItemResult, Response
 from .base import Aggregate, Scored, Task
-from .data.vlmeval_open_data import HALLUSIONBENCH, INFOVQA_VAL, MME, OCRBENCH
+from .data.vlmeval_open_data import HALLUSIONBENCH, INFOVQA_TEST, INFOVQA_VAL, MME, OCRBENCH
 from .qwen2vl_prompts import AS_WRITTEN_PROMPTS, VLMEVAL_GENERATION, VQA_PROMPTS, YORN_PROMPTS
+from .vqa import VQASubmissionTask
 
 GROUP = ("qwen2vl-image",)
 
@@ -149,3 +152,17 @@ class InfoVQA(Task):
     def score(self, doc: Document, response: Response, family: FamilyInfo) -> Scored:
         pred = (response.text or "").strip()
         return Scored(answer=pred, scores={"anls": float(anls(pred, doc.fields["answers"]))})
+
+
+# Not in the qwen2vl-image group: that group runs start to end here, this one needs the server.
+@register_task("infovqa_test")
+class InfoVQATest(VQASubmissionTask):
+    """No public answers: the stripped outputs go to the RRC InfographicVQA submission file,
+    `[{"questionId": int, "answer": str}]` (DocVQA task 1's form); prompt and decoding as
+    `infovqa`."""
+
+    description = "InfographicVQA test: writes the submission file [{questionId, answer}]"
+    dataset = INFOVQA_TEST
+    prompts = InfoVQA.prompts
+    generation = InfoVQA.generation
+    submission_key = "questionId"

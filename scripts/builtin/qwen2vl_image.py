@@ -241,6 +241,22 @@ def infovqa(out: Path) -> None:
             }
         )
     _write_tsv(out / "infovqa" / "InfoVQA_VAL.tsv", ["index", "image", "question", "answer"], rows)
+    infovqa_test(out)
+
+
+def infovqa_test(out: Path) -> None:
+    """32 test questions without answers (VLMEvalKit's InfoVQA_TEST form); the index is the
+    question id the submission file carries."""
+    rng = random.Random(7017)
+    rows = [
+        {
+            "index": 65000 + 7 * q,
+            "image": _b64_png(7750 + q),
+            "question": "What percentage of people prefer the " + rng.choice(COLOURS) + " one?",
+        }
+        for q in range(32)
+    ]
+    _write_tsv(out / "infovqa" / "InfoVQA_TEST.tsv", ["index", "image", "question"], rows)
 
 
 def mmmu(out: Path) -> None:

@@ -227,3 +227,91 @@ def test_infovqa_anls_end_to_end(tmp_path):
     ]
     assert result.metrics["anls"] == pytest.approx(100 * sum(expected) / len(expected))
     assert 50 < result.metrics["anls"] < 100
+
+
+# -- InfographicVQA test: the RRC submission file ----------------------------------------------
+def test_infovqa_test_tsv_and_lmms_lab_parquet_without_answers(tmp_path):
+    # VLMEvalKit's InfoVQA_TEST.tsv has no answer column; the id is `index` unless the file
+    # has a `questionId` column.
+    _tsv(tmp_path / "infovqa" / "InfoVQA_TEST.tsv",
+         [{"index": 98011, "image": _b64(1), "question": "Which year?"}])  # fmt: skip
+    task = registry.get_task("infovqa_test")
+    (doc,) = task.load(tmp_path).docs
+    assert (doc.id, doc.fields["question_id"], doc.fields["answer"]) == ("98011", 98011, None)
+    assert _prompt_text(task, doc) == _prompt_text(registry.get_task("infovqa"), doc)
+    assert _prompt_text(task, doc) == (
+        "Which year?\nPlease try to answer the question with short words or phrases if possible."
+    )
+    row = {"index": 0, "image": _b64(1), "question": "Which year?", "questionId": 98012}
+    _tsv(tmp_path / "q" / "infovqa" / "InfoVQA_TEST.tsv", [row])
+    (q,) = task.load(tmp_path / "q").docs
+    assert (q.id, q.fields["question_id"]) == ("0", 98012)
+    # lmms-lab/DocVQA's test split: the string questionId, answers null
+    hf = [{"questionId": "98013", "question": "Which year?", "answers": None,
+           "answer_type": None, "image": dfx.png_cell("t.png"),
+           "image_url": "https://example.org/t.png", "operation/reasoning": None,
+           "ocr": "{}", "data_split": "test"}]  # fmt: skip
+    path = tmp_path / "hf" / "infovqa" / "InfographicVQA" / "test-00000-of-00001.parquet"
+    dfx.write_hf_parquet(path, hf, cards.INFOGRAPHICVQA)
+    split = task.load(tmp_path / "hf")
+    (h,) = split.docs
+    assert (h.id, h.fields["question_id"]) == ("98013", 98013)
+    assert split.info["format"].startswith("hf")
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [({"index": "q7"}, "index"), ({"index": 7, "questionId": "7a"}, "questionId")],
+)
+def test_infovqa_test_id_that_is_not_an_integer_names_file_item_and_field(row, field, tmp_path):
+    _tsv(tmp_path / "infovqa" / "InfoVQA_TEST.tsv",
+         [{**row, "image": _b64(1), "question": "Which year?"}])  # fmt: skip
+    item = str(row["index"])
+    with pytest.raises(DataError, match=rf"InfoVQA_TEST\.tsv, item {item}, field '{field}'"):
+        registry.get_task("infovqa_test").load(tmp_path)
+
+
+def test_infovqa_test_is_not_in_the_group_that_runs_without_a_server():
+    groups = registry.groups()
+    assert "infovqa" in groups["qwen2vl-image"]
+    assert not any("infovqa_test" in members for members in groups.values())
+    test, val = registry.get_task("infovqa_test"), registry.get_task("infovqa")
+    assert test.metrics == () and (test.prompts, test.generation) == (val.prompts, val.generation)
+
+
+def test_infovqa_test_submission_on_the_tiny_model_then_the_server_score(tmp_path, capsys):
+    import json
+
+    from qwenvl_eval.results.paper import paper_table
+    from qwenvl_eval.results.runs import load_run
+    from tests.fakes import run_cli
+
+    argv = ["run", "--model", "tiny-qwen2-vl", "--tasks", "infovqa_test", "--data-dir",
+            "builtin", "--limit", "3", "--gen-kwargs", "max_new_tokens=6",
+            "--output-dir", str(tmp_path)]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    entry = json.loads((run_dir / "results.json").read_text())["tasks"]["infovqa_test"]
+    assert entry["metrics"] == {} and entry["counts"]["items"] == 3
+    assert entry["submission_file"] == "infovqa_test.submission.json"
+    lines = (run_dir / "infovqa_test.predictions.jsonl").read_text().splitlines()
+    outputs = {row["id"]: row["output"] for row in map(json.loads, lines)}
+    # the first three built-in questions (ids 65000 + 7q), each answer the stripped output
+    rows = json.loads((run_dir / "infovqa_test.submission.json").read_text())
+    assert rows == [
+        {"questionId": qid, "answer": outputs[str(qid)].strip()} for qid in (65000, 65007, 65014)
+    ]
+    assert all(isinstance(r["answer"], str) for r in rows)
+
+    code, _, err = run_cli(["submission", "record", str(run_dir), "--task", "infovqa_test",
+                            "--score", "72.4", "--source", "RRC InfographicVQA, submission 9"],
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    recorded = json.loads((run_dir / "results.json").read_text())["tasks"]["infovqa_test"]
+    assert recorded["server_score"]["score"] == 72.4
+    assert recorded["server_score"]["source"] == "RRC InfographicVQA, submission 9"
+    assert recorded["server_score"]["submission_file"] == "infovqa_test.submission.json"
+    table = paper_table("qwen2vl-image", [load_run(run_dir)])
+    i = list(table.values.index).index("tiny-qwen2-vl (ours)")
+    assert table.values.iloc[i]["InfoVQA val"] == 72.4

@@ -15,6 +15,10 @@
   or lmms-lab/DocVQA config `InfographicVQA` (`infovqa/InfographicVQA/validation-*.parquet`:
   questionId, question, answers, answer_type, image, image_url, operation/reasoning, ocr,
   data_split). Fields: `answers`.
+- InfographicVQA test (no public answers): `infovqa/InfoVQA_TEST.tsv` (index, question; the
+  question id is the `questionId` column where the file has one, else `index`), or the same
+  HF config's split `test` (`infovqa/InfographicVQA/test-*.parquet`, `answers` null). Field:
+  `question_id` (int), the id the RRC submission file carries.
 """
 
 from __future__ import annotations
@@ -165,4 +169,37 @@ INFOVQA_VAL = BenchSource(
     from_tsv=_infovqa_tsv,
     from_hf=_infovqa_hf,
     split_size=2801,
+)
+
+
+def _question_id(value: str, source: Path, item: str, field: str) -> dict[str, Any]:
+    """The RRC submission file carries `questionId` as an int: a non-integer id is refused
+    rather than sent to the server as something it cannot match."""
+    if not (value.strip().isascii() and value.strip().isdigit()):
+        raise DataError(source, f"expected an integer question id, got {value!r}", item=item,
+                        field=field)  # fmt: skip
+    return {"question_id": int(value)}
+
+
+def _infovqa_test_tsv(r: VLMEvalRecord, path: Path) -> dict[str, Any]:
+    if "questionId" in r.fields:
+        return _question_id(r.fields["questionId"], path, r.index, "questionId")
+    return _question_id(r.index, path, r.index, "index")
+
+
+def _infovqa_test_hf(row: dict[str, Any], item: str, folder: Path) -> dict[str, Any]:
+    return _question_id(item, folder, item, "questionId")  # item: the `questionId` cell
+
+
+INFOVQA_TEST = BenchSource(
+    subdir="infovqa",
+    tsv="InfoVQA_TEST.tsv",
+    hf_split="test",
+    hf_subdir="InfographicVQA",
+    hub_id="lmms-lab/DocVQA",
+    hf_id="questionId",
+    from_tsv=_infovqa_test_tsv,
+    from_hf=_infovqa_test_hf,
+    split_size=3288,
+    answered=False,
 )
