@@ -4,6 +4,7 @@ every non-percentage column in the report's units, split and protocol difference
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -250,3 +251,45 @@ def test_the_report_protocol_task_wins_over_the_paper_task(tmp_path):
     assert table.values.iloc[i + 1]["DocVQA val"] == pytest.approx(93.0 - 94.5)
     assert not _notes(table, i)
     assert (i, "DocVQA val") not in table.unranked
+
+
+def _with_infovqa_test(run_dir):
+    """A run whose infovqa_test wrote its submission file (no metrics), as results.json has it."""
+    data = json.loads((run_dir / "results.json").read_text())
+    data["tasks"]["infovqa_test"] = {
+        "task": "infovqa_test", "metrics": {}, "counts": {"items": 3288, "errors": 0},
+        "prompt_hash": "0" * 16, "submission_file": "infovqa_test.submission.json",
+    }  # fmt: skip
+    (run_dir / "results.json").write_text(json.dumps(data))
+    return run_dir
+
+
+def test_infovqa_cell_is_the_recorded_server_score_of_infovqa_test(tmp_path, capsys):
+    run = _with_infovqa_test(plant_run(tmp_path / "s", model="qwen2-vl-7b", family="qwen2-vl",
+                                       metrics={"mmstar": {"acc": 60.0}}))  # fmt: skip
+    table = paper_table(NAME, [load_run(run)])
+    i = _row(table, "qwen2-vl-7b (ours)")
+    assert table.text(i, "InfoVQA val") == "submission written: infovqa_test.submission.json"
+    code, _, err = run_cli(
+        ["submission", "record", str(run), "--task", "infovqa_test", "--score", "76.1",
+         "--source", "RRC InfographicVQA submission 4321"], capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    table = paper_table(NAME, [load_run(run)])
+    assert table.values.iloc[i]["InfoVQA val"] == 76.1
+    assert table.values.iloc[i + 1]["InfoVQA val"] == pytest.approx(76.1 - 76.5)
+    (note,) = _notes(table, i, "InfoVQA val")
+    assert note.startswith("InfoVQA val: infovqa_test scored by the evaluation server")
+    assert "RRC InfographicVQA submission 4321" in note
+
+
+def test_the_measured_val_figure_wins_over_the_server_score(tmp_path, capsys):
+    run = _with_infovqa_test(plant_run(tmp_path / "b", model="qwen2-vl-7b", family="qwen2-vl",
+                                       metrics={"infovqa": {"anls": 75.0}}))  # fmt: skip
+    code, _, err = run_cli(["submission", "record", str(run), "--task", "infovqa_test",
+                            "--score", "76.1", "--source", "RRC 1"], capsys)  # fmt: skip
+    assert code == 0, err
+    table = paper_table(NAME, [load_run(run)])
+    i = _row(table, "qwen2-vl-7b (ours)")
+    assert table.values.iloc[i]["InfoVQA val"] == 75.0
+    assert not _notes(table, i, "InfoVQA val")
