@@ -10,10 +10,12 @@ the reference would have asked one.
 
 A task declares its judge prompt (`JudgePrompt`, with the prompt's source) and two methods:
 `judge_queries(items, docs)` (item id -> the full prompt text, for the items its rules could
-not read) and `judged(doc, item, reply)` (the item scored from the judge's reply, or None
-when the reply cannot be read either). Every judged item -- request, reply or error, the
-answer read -- is one line of `<task>.judge.jsonl` in the run directory; a successful reply
-is reused by resume and rescore (same judge model, same prompt text): no second call.
+not read; a `JudgeQuery` where the reference picks one of several prompts per item, as
+VLMEvalKit's Chinese prompt for a Chinese question) and `judged(doc, item, reply)` (the item
+scored from the judge's reply, or None when the reply cannot be read either). Every judged
+item -- request, reply or error, the answer read, the prompt used -- is one line of
+`<task>.judge.jsonl` in the run directory; a successful reply is reused by resume and rescore
+(same judge model, same prompt and text): no second call.
 A call that fails (HTTP 5xx or a timeout after the retries, a bad answer) leaves its item as
 the rules scored it and is retried by the next run; the task's notes count it.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -69,6 +71,15 @@ class JudgePrompt:
 
     def hash(self) -> str:
         return stable_hash([self.name, self.template, self.max_tokens])
+
+
+@dataclass(frozen=True)
+class JudgeQuery:
+    """One item's question to the judge and the prompt it was built from (when a task's
+    items are asked with different prompts; a plain text is asked with `task.judge_prompt`)."""
+
+    prompt: JudgePrompt
+    text: str
 
 
 @dataclass(frozen=True)
@@ -223,40 +234,55 @@ def judge_items(
 ) -> tuple[list[ItemResult], list[str]]:
     """The items with those the rules could not read scored from the judge's reply, and the
     notes saying what was judged (or that the reference would have asked a judge)."""
-    prompt = task.judge_prompt
-    if prompt is None:
+    default = task.judge_prompt
+    if default is None:
         return items, []
     items = [rules_only(it) for it in items]  # a resumed item as its rules scored it
-    queries = task.judge_queries(items, docs)
+    asked = {
+        i: q if isinstance(q, JudgeQuery) else JudgeQuery(default, q)
+        for i, q in task.judge_queries(items, docs).items()
+    }
+    used = _prompts_used(asked.values())
     if judge is None:
         # With every answer read by the rules, the reference's judge would not have been asked:
         # the score is the reference's, and nothing needs a footnote.
-        return items, [no_judge_note(prompt, len(queries))] if queries else []
+        return items, [no_judge_note(used, len(asked))] if asked else []
     o = judge.options
     cached = store.load_judged(task.name)
-    keys = {i: judge_key(o.model, prompt, text) for i, text in queries.items()}
+    # Keyed on the prompt each item is actually asked with: a reply to one prompt is never
+    # reused for another.
+    keys = {i: judge_key(o.model, q.prompt, q.text) for i, q in asked.items()}
     reused = {i: cached[k] for i, k in keys.items() if k in cached}
-    todo = [i for i in queries if i not in reused]
+    todo = [i for i in asked if i not in reused]
     by_id = {it.id: it for it in items}
     replies = {i: row["response"] for i, row in reused.items()}
     failed = 0
     # In order; each written the moment it is read (a killed run keeps what it paid for).
-    for i, (reply, error) in _ask_all(judge, todo, queries, prompt.max_tokens):
+    for i, (reply, error) in _ask_all(judge, todo, asked):
         if error is not None:
             failed += 1
             log.warning("%s, item %s: the judge failed: %s", task.name, i, error)
         else:
             replies[i] = reply
         scored = task.judged(docs[i], by_id[i], reply) if reply is not None else None
+        prompt = asked[i].prompt
         rec = JudgeRecord(
-            i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(), queries[i],
+            i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(), asked[i].text,
             reply, error, None if scored is None else scored.answer,
         )  # fmt: skip
         store.append_judged(task.name, asdict(rec))
     out = [_with_reply(task, docs[it.id], it, replies.get(it.id)) for it in items]
     read = sum(1 for it in out if "judge" in it.extra)
     file = store.judge_file(task.name).name
-    return out, [judged_note(o, prompt, len(queries), len(reused), read, failed, file)]
+    return out, [judged_note(o, used, len(asked), len(reused), read, failed, file)]
+
+
+def _prompts_used(queries: Iterable[JudgeQuery]) -> list[tuple[JudgePrompt, int]]:
+    """Each prompt the items are asked with and how many, in order of first use."""
+    counts: dict[JudgePrompt, int] = {}
+    for q in queries:
+        counts[q.prompt] = counts.get(q.prompt, 0) + 1
+    return list(counts.items())
 
 
 def _with_reply(task: Task, doc: Document, item: ItemResult, reply: str | None) -> ItemResult:
@@ -272,17 +298,21 @@ def _with_reply(task: Task, doc: Document, item: ItemResult, reply: str | None) 
 
 
 def _ask_all(
-    judge: Judge, todo: list[str], queries: Mapping[str, str], max_tokens: int
+    judge: Judge, todo: list[str], queries: Mapping[str, JudgeQuery]
 ) -> Iterator[tuple[str, tuple[str | None, str | None]]]:
     """Each item's (reply, error), in order. The first question goes alone, so a judge that
     refuses every request (a bad key) costs one call; then `concurrency` are in flight, and
     nothing more is sent once one raises."""
     if not todo:
         return
-    yield todo[0], judge.ask(queries[todo[0]], max_tokens)
+    first = queries[todo[0]]
+    yield todo[0], judge.ask(first.text, first.prompt.max_tokens)
     pool = ThreadPoolExecutor(judge.options.concurrency, thread_name_prefix="qwenvl-judge")
     try:
-        futures = [(i, pool.submit(judge.ask, queries[i], max_tokens)) for i in todo[1:]]
+        futures = [
+            (i, pool.submit(judge.ask, queries[i].text, queries[i].prompt.max_tokens))
+            for i in todo[1:]
+        ]
         for i, future in futures:
             yield i, future.result()
     finally:
@@ -300,22 +330,35 @@ def rules_only(item: ItemResult) -> ItemResult:
                    extra=rules.get("extra") or {})  # fmt: skip
 
 
-def no_judge_note(prompt: JudgePrompt, unread: int) -> str:
+def no_judge_note(used: list[tuple[JudgePrompt, int]], unread: int) -> str:
     """What a table footnotes on a cell scored by rules where the reference asks a judge."""
+    sources = "; ".join(dict.fromkeys(p.source for p, _ in used))
     return (
-        f"{RULES_ONLY_NOTE}: the reference ({prompt.source}) asks an LLM judge where its "
+        f"{RULES_ONLY_NOTE}: the reference ({sources}) asks an LLM judge where its "
         f"rules cannot read the answer; {unread} such item(s) count wrong here "
         "(no --judge-base-url)"
     )
 
 
 def judged_note(
-    o: JudgeOptions, prompt: JudgePrompt, asked: int, reused: int, read: int, failed: int, file: str
+    o: JudgeOptions,
+    used: list[tuple[JudgePrompt, int]],
+    asked: int,
+    reused: int,
+    read: int,
+    failed: int,
+    file: str,
 ) -> str:
-    """How many items the judge was asked about, answered from the run's file, read, failed."""
+    """How many items the judge was asked about (with which prompt, each prompt's items
+    counted when there are several), answered from the run's file, read, failed."""
+    prompts = "; ".join(
+        f"prompt {p.name}, hash {p.hash()}, from {p.source}"
+        + (f": {n} item(s)" if len(used) > 1 else "")
+        for p, n in used
+    )
     return (
-        f"LLM judge {o.model} at {o.public_url()} (prompt {prompt.name}, hash {prompt.hash()}, "
-        f"from {prompt.source}): {asked} item(s) the rules could not read were judged "
+        f"LLM judge {o.model} at {o.public_url()} ({prompts}): "
+        f"{asked} item(s) the rules could not read were judged "
         f"({reused} reused from {file}), {read} read from its reply, "
         f"{failed} call(s) failed (those items count as the rules scored them: wrong)"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import threading
 import time
@@ -17,13 +18,20 @@ import pytest
 from qwenvl_eval.evaluator import evaluate, prepare_task, rescore_task
 from qwenvl_eval.judge import Judge, JudgeOptions, judge_key
 from qwenvl_eval.metrics.mathvista import mathvista_extract, mathvista_extraction_prompt
-from qwenvl_eval.metrics.vlmeval_choice import choice_judge_prompt, infer_choice
+from qwenvl_eval.metrics.vlmeval_choice import (
+    CHOICE_JUDGE_SOURCE,
+    CHOICE_JUDGE_SOURCE_CN,
+    choice_judge_prompt,
+    infer_choice,
+)
 from qwenvl_eval.model.families import QWEN2_VL
 from qwenvl_eval.results.runs import load_run
 from qwenvl_eval.results.scoretable import runs_table
 from qwenvl_eval.results.store import PredictionStore
 from qwenvl_eval.tasks.data.locate import builtin_root
+from qwenvl_eval.tasks.qwen2vl_choice import JUDGE_CN, JUDGE_EN
 from tests.fakes import FakeRunner, run_cli
+from tests.metrics._data import FIXTURES
 
 KEY = "sk-judge-test-5f3a9c"
 ITEM = re.compile(r"\(item ([^)]+)\)")
@@ -271,6 +279,132 @@ def test_choice_judge_reply_read_by_the_rules():
         "\nAnswer: a puppy\nYour output: "
     )
     assert infer_choice("B", options) == "B" and infer_choice("Z", options) == "Z"
+
+
+# -- MMBench CN: VLMEvalKit's Chinese prompt where the question is Chinese -----------------
+# VLMEvalKit's own templates (tests/fixtures/metrics/vlmeval_choice/README.md): the prompt an
+# item must get is built here from them, not from the code under test.
+REFERENCE_TEMPLATES = json.loads(
+    (FIXTURES / "vlmeval_choice" / "vlmeval_judge_prompts.json").read_text("utf-8")
+)["templates"]
+
+
+def _reference_prompt(function: str, doc, prediction: str) -> str:
+    options = "".join(f"{k}. {v}\n" for k, v in doc.fields["options"].items())
+    return REFERENCE_TEMPLATES[function].format(
+        doc.fields["question"], "There are several options: \n" + options, prediction
+    )
+
+
+def _unreadable_cn(doc) -> str:
+    return f"很难说 (item {doc.id})"
+
+
+def _right_letter(docs):
+    return lambda prompt: (200, docs[ITEM.findall(prompt)[-1]].fields["answer"])
+
+
+@pytest.mark.parametrize("task", ["mmbench_dev_cn", "mmbench_v11_dev_cn"])
+def test_mmbench_cn_items_get_the_chinese_prompt_and_resume_reuses(
+    task, tmp_path, serve, monkeypatch
+):
+    store = PredictionStore(tmp_path)
+    docs = {d.id: d for d in prepare_task(task, builtin_root(), QWEN2_VL.info).docs}
+    assert all(infer_choice(_unreadable_cn(d), d.fields["options"]) is None for d in docs.values())
+    server = serve(_right_letter(docs))
+    judge = _judge(server, monkeypatch)
+    result, _, _ = _evaluate(task, _unreadable_cn, store, judge)
+    assert result.metrics["circular_acc"] == 100.0 and result.metrics["acc"] == 100.0
+    expected = {
+        i: _reference_prompt("build_prompt_cn", d, _unreadable_cn(d)) for i, d in docs.items()
+    }
+    assert sorted(server.prompts) == sorted(expected.values())
+    assert expected["0"].startswith("你是一个帮助我匹配答案与单选题中多个选项的 AI 助手。")
+    records = {r["id"]: r for r in _records(store, task)}
+    assert sorted(records) == sorted(docs)
+    for i, r in records.items():
+        assert r["request"] == expected[i]
+        assert r["prompt"] == "vlmeval-choice-match-cn" and r["prompt_hash"] == JUDGE_CN.hash()
+        assert r["key"] == judge_key("judge-model", JUDGE_CN, expected[i])
+    note = next(x for x in result.notes if x.startswith("LLM judge"))
+    assert f"(prompt vlmeval-choice-match-cn, hash {JUDGE_CN.hash()}, from VLMEvalKit " in note
+    assert "build_prompt_cn" in note and "prompt vlmeval-choice-match," not in note
+
+    # Resume: every reply from the file, nothing asked again.
+    again, _, runner = _evaluate(task, _unreadable_cn, store, judge)
+    assert runner.seen == [] and len(server.prompts) == len(docs)
+    assert again.metrics == result.metrics
+    assert f"({len(docs)} reused from {task}.judge.jsonl)" in next(
+        x for x in again.notes if x.startswith("LLM judge")
+    )
+
+
+def test_a_cn_task_asks_an_english_question_with_the_english_prompt(tmp_path, serve, monkeypatch):
+    # VLMEvalKit picks by the question (`cn_string`), not by the dataset: one MMBench-CN
+    # question rewritten in English (both its rotations) gets `build_prompt`.
+    root = tmp_path / "data"
+    shutil.copytree(builtin_root() / "mmbench", root / "mmbench")
+    tsv = root / "mmbench" / "MMBench_DEV_CN.tsv"
+    lines = tsv.read_text("utf-8").split("\n")
+    english = {"0", "1000000"}
+    for n, line in enumerate(lines):
+        if line.split("\t", 1)[0] in english:
+            assert "图中哪个形状是绿色的？" in line
+            lines[n] = line.replace("图中哪个形状是绿色的？", "Which shape is green in the image?")
+    tsv.write_text("\n".join(lines), "utf-8")
+
+    def evaluate_(judge=None):
+        run = prepare_task("mmbench_dev_cn", root, QWEN2_VL.info, judge=judge)
+        runner = FakeRunner(lambda r: _unreadable_cn(docs[r.id]))
+        (result,) = evaluate([run], runner, store)
+        return result, runner
+
+    store = PredictionStore(tmp_path / "run")
+    docs = {d.id: d for d in prepare_task("mmbench_dev_cn", root, QWEN2_VL.info).docs}
+    assert {i for i, d in docs.items() if d.fields["question"].startswith("Which")} == english
+    n_cn = len(docs) - len(english)
+
+    # Without a judge the note names both of the reference's prompts.
+    rules, _ = evaluate_()
+    (note,) = [x for x in rules.notes if x.startswith("scored by rules only")]
+    assert f"the reference ({CHOICE_JUDGE_SOURCE}; {CHOICE_JUDGE_SOURCE_CN}) asks" in note
+
+    server = serve(_right_letter(docs))
+    judge = _judge(server, monkeypatch)
+    result, _ = evaluate_(judge)
+    assert result.metrics["circular_acc"] == 100.0
+    records = {r["id"]: r for r in _records(store, "mmbench_dev_cn")}
+    assert sorted(records) == sorted(docs)
+    for i, doc in docs.items():
+        function, prompt = (
+            ("build_prompt", JUDGE_EN) if i in english else ("build_prompt_cn", JUDGE_CN)
+        )
+        want = _reference_prompt(function, doc, _unreadable_cn(doc))
+        assert records[i]["request"] == want
+        assert records[i]["prompt"] == prompt.name and records[i]["prompt_hash"] == prompt.hash()
+        assert records[i]["key"] == judge_key("judge-model", prompt, want)
+    assert records["0"]["request"].startswith("You are an AI assistant who will help me")
+    assert sorted(server.prompts) == sorted(r["request"] for r in records.values())
+    note = next(x for x in result.notes if x.startswith("LLM judge"))
+    assert (
+        f"(prompt vlmeval-choice-match, hash {JUDGE_EN.hash()}, from {CHOICE_JUDGE_SOURCE}: "
+        f"{len(english)} item(s); prompt vlmeval-choice-match-cn, hash {JUDGE_CN.hash()}, "
+        f"from {CHOICE_JUDGE_SOURCE_CN}: {n_cn} item(s)): {len(docs)} item(s) the rules"
+    ) in note
+
+    # Resume and rescore: each reply found under the prompt it was asked with; no call.
+    again, runner = evaluate_(judge)
+    assert runner.seen == [] and len(server.prompts) == len(docs)
+    assert again.metrics == result.metrics
+    assert f"({len(docs)} reused from" in next(x for x in again.notes if x.startswith("LLM"))
+    run = prepare_task("mmbench_dev_cn", root, QWEN2_VL.info, judge=judge)
+    assert rescore_task(run, store, QWEN2_VL.info).metrics == result.metrics
+    assert len(server.prompts) == len(docs)
+
+
+def test_a_reply_is_reused_only_under_the_same_prompt():
+    assert judge_key("m", JUDGE_EN, "x") != judge_key("m", JUDGE_CN, "x")
+    assert JUDGE_EN.hash() != JUDGE_CN.hash() and JUDGE_EN.name != JUDGE_CN.name
 
 
 # -- no flags: nothing is sent -------------------------------------------------------------

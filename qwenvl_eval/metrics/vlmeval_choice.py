@@ -85,8 +85,17 @@ def choice_correct(prediction: object, choices: Mapping[str, object], answer: st
     return infer_choice(prediction, choices) == answer
 
 
+# The reference: open-compass/VLMEvalKit at commit e8e78f05f3080fe28154f2130321f17951c3be94,
+# vlmeval/dataset/utils/multiple_choice.py (`build_prompt`, `build_prompt_cn`,
+# `extract_answer_from_item`; unchanged since 1445ec4f6fd02b25bad0d713690ee01a24b3b689),
+# vlmeval/smp/vlm.py (`build_option_str`) and vlmeval/smp/misc.py (`cn_string`). The two
+# templates are as published since VLMEvalKit's first MMBench-CN evaluation (Dec 2023).
 CHOICE_JUDGE_SOURCE = (
     "VLMEvalKit vlmeval/dataset/utils/multiple_choice.py (build_prompt, build_option_str, "
+    "extract_answer_from_item)"
+)
+CHOICE_JUDGE_SOURCE_CN = (
+    "VLMEvalKit vlmeval/dataset/utils/multiple_choice.py (build_prompt_cn, build_option_str, "
     "extract_answer_from_item)"
 )
 
@@ -110,11 +119,56 @@ CHOICE_JUDGE_TEMPLATE = (
 )
 
 
+# VLMEvalKit's Chinese matching prompt (`build_prompt_cn`), its wording and spacing as published
+# (no newline after "例 1:", full-width punctuation in the instructions).
+CHOICE_JUDGE_TEMPLATE_CN = (
+    "你是一个帮助我匹配答案与单选题中多个选项的 AI 助手。"
+    "你会被提供：一个问题，多个选项，一个答案。你的任务是找到与答案意义最相近的选项。"
+    "如果所有选项的意义都与答案显著不同，则输出 Z。"
+    "你应该输出一个单个的大写字母，例如 A, B, C, D（如果它们是有效选项），或 Z。"
+    "例 1:"
+    "问题: 图中最主要的物体是什么?\n选项: A. 泰迪熊 B. 兔子 C. 猫 D. 狗\n"
+    "答案: 一只可爱的泰迪熊\n输出: A\n"
+    "例 2: \n"
+    "问题: 图中最主要的物体是什么?\n选项: A. 泰迪熊 B. 兔子 C. 猫 D. 狗\n答案: 蜘蛛\n输出: Z\n"
+    "例 3: \n"
+    "问题: {}?\n选项: {}\n答案: {}\n输出: "
+)
+
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def is_cn_question(question: object) -> bool:
+    """VLMEvalKit's `cn_string`: the question holds a CJK unified ideograph (U+4E00-U+9FFF).
+    `extract_answer_from_item` picks the Chinese prompt by this alone, for every dataset but
+    BLINK and WeMath (none here): not by the dataset's name, so an MMBench-CN question
+    without a Chinese character gets the English prompt, and a Chinese question anywhere
+    the Chinese one."""
+    return bool(_CJK.search(_text(question)))
+
+
+def _option_str(choices: Mapping[str, object]) -> str:
+    """`build_option_str`: a header line, then one `X. text` line per option."""
+    return "There are several options: \n" + "".join(f"{k}. {v}\n" for k, v in choices.items())
+
+
+def choice_judge_prompt_en(question: str, choices: Mapping[str, object], prediction: object) -> str:
+    """`build_prompt`: the English prompt for one item."""
+    return CHOICE_JUDGE_TEMPLATE.format(question, _option_str(choices), _text(prediction))
+
+
+def choice_judge_prompt_cn(question: str, choices: Mapping[str, object], prediction: object) -> str:
+    """`build_prompt_cn`: the Chinese prompt for one item (the option list's header stays
+    English, as `build_option_str` writes it)."""
+    return CHOICE_JUDGE_TEMPLATE_CN.format(question, _option_str(choices), _text(prediction))
+
+
 def choice_judge_prompt(question: str, choices: Mapping[str, object], prediction: object) -> str:
-    """The judge's prompt for one item: the question, the options as `build_option_str`
-    lists them (a header line, then one `X. text` line each) and the raw response."""
-    options = "There are several options: \n" + "".join(f"{k}. {v}\n" for k, v in choices.items())
-    return CHOICE_JUDGE_TEMPLATE.format(question, options, _text(prediction))
+    """The judge's prompt for one item, as `extract_answer_from_item` builds it: the
+    question, the options as `build_option_str` lists them and the raw response, in the
+    Chinese prompt where the question is Chinese (`is_cn_question`), else the English one."""
+    build = choice_judge_prompt_cn if is_cn_question(question) else choice_judge_prompt_en
+    return build(question, choices, prediction)
 
 
 def judge_choice(reply: object, choices: Mapping[str, object]) -> str | None:

@@ -10,13 +10,13 @@ family only as a `FamilyInfo`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..errors import UserError
-from ..judge import JudgePrompt
+from ..judge import JudgePrompt, JudgeQuery
 from ..semantics import MetricMeaning, declare_meanings
 from ..types import (
     Document,
@@ -187,9 +187,12 @@ class Task:
             out[m] = 100.0 * sum(vals) / len(vals) if vals else 0.0
         return Aggregate(out)
 
-    def judge_queries(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, str]:
+    def judge_queries(
+        self, items: list[ItemResult], docs: dict[str, Document]
+    ) -> Mapping[str, str | JudgeQuery]:
         """The judge's prompt text, by item id, for the items the rules could not read (a
-        task with a `judge_prompt` defines it)."""
+        task with a `judge_prompt` defines it); a `JudgeQuery` where an item is asked with
+        another prompt than `judge_prompt`."""
         return {}
 
     def judged(self, doc: Document, item: ItemResult, reply: str) -> Scored | None:

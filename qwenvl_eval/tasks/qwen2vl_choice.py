@@ -7,19 +7,24 @@ generated text by VLMEvalKit's rules (`can_infer`, metrics.vlmeval_choice). Answ
 generation, as the reference protocol does (not by option likelihood). By default no LLM
 judge: an answer the rules cannot read is wrong, as in VLMEvalKit without a judge. With
 `--judge-*` such answers go to the judge with VLMEvalKit's matching prompt
-(`choice_judge_prompt`) and the letter is read from its reply by the same rules.
+(`choice_judge_prompt`: `build_prompt`, or `build_prompt_cn` for a question with a Chinese
+character, as `extract_answer_from_item` picks) and the letter is read from its reply by the
+same rules.
 """
 
 from __future__ import annotations
 
-from ..judge import JudgePrompt
+from ..judge import JudgePrompt, JudgeQuery
 from ..metrics.vlmeval_choice import (
     CHOICE_JUDGE_SOURCE,
+    CHOICE_JUDGE_SOURCE_CN,
     CHOICE_JUDGE_TEMPLATE,
+    CHOICE_JUDGE_TEMPLATE_CN,
     ChoiceRecord,
     choice_breakdown,
     choice_judge_prompt,
     infer_choice,
+    is_cn_question,
     judge_choice,
 )
 from ..registry import register_task
@@ -49,6 +54,13 @@ GROUP = ("qwen2vl-image",)
 # report's group; V1.1 CN is in the per-benchmark group only.
 MMBENCH = ("mmbench",)
 
+# VLMEvalKit's judge call: its default generation length (`max_tokens` 2048 is the API
+# wrapper's default; the reply is one letter).
+JUDGE_EN = JudgePrompt("vlmeval-choice-match", CHOICE_JUDGE_SOURCE, CHOICE_JUDGE_TEMPLATE, 2048)
+JUDGE_CN = JudgePrompt(
+    "vlmeval-choice-match-cn", CHOICE_JUDGE_SOURCE_CN, CHOICE_JUDGE_TEMPLATE_CN, 2048
+)
+
 
 class ChoiceTask(Task):
     """One generated answer per item; `acc`: the rules read the right letter (for an item
@@ -59,11 +71,8 @@ class ChoiceTask(Task):
     prompt_source = SOURCE
     generation = VLMEVAL_GENERATION
     metrics = ("acc",)
-    # VLMEvalKit's judge call: its default generation length (`max_tokens` 2048 is the
-    # API wrapper's default; the reply is one letter).
-    judge_prompt = JudgePrompt(
-        "vlmeval-choice-match", CHOICE_JUDGE_SOURCE, CHOICE_JUDGE_TEMPLATE, 2048
-    )
+    # The English prompt; an item whose question is Chinese is asked with JUDGE_CN.
+    judge_prompt = JUDGE_EN
 
     def doc_prompt(self, doc: Document, family: FamilyInfo) -> Prompt:
         if doc.fields["options"]:
@@ -82,13 +91,18 @@ class ChoiceTask(Task):
         letter = infer_choice(text, options)
         return Scored(answer=letter, scores={"acc": float(letter == answer)})
 
-    def judge_queries(self, items: list[ItemResult], docs: dict[str, Document]) -> dict[str, str]:
-        """Answered items with options whose letter the rules could not read."""
+    def judge_queries(
+        self, items: list[ItemResult], docs: dict[str, Document]
+    ) -> dict[str, JudgeQuery]:
+        """Answered items with options whose letter the rules could not read, each with the
+        prompt VLMEvalKit picks for its question (by the question alone, for every task)."""
         out = {}
         for it in items:
             f = docs[it.id].fields
             if it.error is None and f["options"] and it.answer is None:
-                out[it.id] = choice_judge_prompt(f["question"], f["options"], it.output or "")
+                prompt = JUDGE_CN if is_cn_question(f["question"]) else JUDGE_EN
+                text = choice_judge_prompt(f["question"], f["options"], it.output or "")
+                out[it.id] = JudgeQuery(prompt, text)
         return out
 
     def judged(self, doc: Document, item: ItemResult, reply: str) -> Scored | None:

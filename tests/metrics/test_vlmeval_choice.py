@@ -7,11 +7,17 @@ import math
 
 from qwenvl_eval.metrics.mmbench import Rotation, circular_group_hit, circular_hit
 from qwenvl_eval.metrics.vlmeval_choice import (
+    CHOICE_JUDGE_TEMPLATE,
+    CHOICE_JUDGE_TEMPLATE_CN,
     ChoiceRecord,
     choice_breakdown,
+    choice_judge_prompt,
+    choice_judge_prompt_cn,
+    choice_judge_prompt_en,
     infer_choice,
     infer_option,
     infer_text,
+    is_cn_question,
 )
 from tests.metrics._data import FIXTURES
 
@@ -19,6 +25,9 @@ VECTORS = json.loads(
     (FIXTURES / "vlmeval_choice" / "vlmeval_choice_vectors.json").read_text("utf-8")
 )
 CHOICES = VECTORS["choice_sets"]
+JUDGE_PROMPTS = json.loads(
+    (FIXTURES / "vlmeval_choice" / "vlmeval_judge_prompts.json").read_text("utf-8")
+)
 
 
 def _official(value: object) -> str | None:
@@ -100,3 +109,22 @@ def test_mmstar_and_realworldqa_use_the_same_rules() -> None:
     triples = [(i.prediction, i.choices, i.answer) for i in items]
     assert realworldqa_accuracy(triples) == (0.5, 2, 4)
     assert realworldqa_accuracy([]) == (0.0, 0, 0)
+
+
+def test_judge_templates_are_vlmevalkits() -> None:
+    templates = JUDGE_PROMPTS["templates"]
+    assert templates["build_prompt"] == CHOICE_JUDGE_TEMPLATE
+    assert templates["build_prompt_cn"] == CHOICE_JUDGE_TEMPLATE_CN
+
+
+def test_judge_prompt_choice_agrees_case_for_case() -> None:
+    # extract_answer_from_item: build_prompt_cn where cn_string(question), else build_prompt.
+    cases = JUDGE_PROMPTS["cases"]
+    for case in cases:
+        q, options, pred = case["question"], case["options"], case["prediction"]
+        assert is_cn_question(q) is case["cn_string"], case
+        assert choice_judge_prompt(q, options, pred) == case["prompt"], case
+        build = choice_judge_prompt_cn if case["cn_string"] else choice_judge_prompt_en
+        assert build(q, options, pred) == case["prompt"], case
+    assert [c["cn_string"] for c in cases].count(True) == 4
+    assert len(cases) == 10
