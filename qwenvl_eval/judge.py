@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError
-from .types import Document, ItemResult, stable_hash
+from .types import RULES_ONLY_NOTE, Document, ItemResult, JudgePrompt, JudgeQuery, stable_hash
 
 if TYPE_CHECKING:
     from .results.store import PredictionStore
@@ -49,37 +49,11 @@ JUDGE_FLAG_HELP = {
     "default: no key (a local server).",
 }
 
-# The start of the note on a result scored by rules where the reference asks a judge: what a
-# table footnotes on that cell.
-RULES_ONLY_NOTE = "scored by rules only"
 
 # The judge's transport settings: the OpenAI backend's defaults (backends.py).
 _TIMEOUT_S = 600.0
 _RETRIES = 5
 _CONCURRENCY = 8
-
-
-@dataclass(frozen=True)
-class JudgePrompt:
-    """A task's judge prompt, as the reference scorer builds it: where it comes from and how
-    many tokens the reply may take. The task builds each item's text (`judge_queries`)."""
-
-    name: str
-    source: str  # the reference code the prompt reproduces
-    template: str  # the fixed part (few-shot examples, instructions), hashed
-    max_tokens: int = 256
-
-    def hash(self) -> str:
-        return stable_hash([self.name, self.template, self.max_tokens])
-
-
-@dataclass(frozen=True)
-class JudgeQuery:
-    """One item's question to the judge and the prompt it was built from (when a task's
-    items are asked with different prompts; a plain text is asked with `task.judge_prompt`)."""
-
-    prompt: JudgePrompt
-    text: str
 
 
 @dataclass(frozen=True)

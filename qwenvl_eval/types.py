@@ -254,3 +254,31 @@ def _hash(obj: Any) -> str:
 def stable_hash(obj: Any) -> str:
     """Short sha256 of a JSON-able object (dataclasses allowed)."""
     return _hash(obj)
+
+
+# The start of the note on a result scored by rules where the reference asks a judge: what a
+# table footnotes on that cell.
+RULES_ONLY_NOTE = "scored by rules only"
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A task's judge prompt, as the reference scorer builds it: where it comes from and how
+    many tokens the reply may take. The task builds each item's text (`judge_queries`)."""
+
+    name: str
+    source: str  # the reference code the prompt reproduces
+    template: str  # the fixed part (few-shot examples, instructions), hashed
+    max_tokens: int = 256
+
+    def hash(self) -> str:
+        return stable_hash([self.name, self.template, self.max_tokens])
+
+
+@dataclass(frozen=True)
+class JudgeQuery:
+    """One item's question to the judge and the prompt it was built from (when a task's
+    items are asked with different prompts; a plain text is asked with `task.judge_prompt`)."""
+
+    prompt: JudgePrompt
+    text: str

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from ..judge import RULES_ONLY_NOTE
+from ..types import RULES_ONLY_NOTE
 from .runs import Run
 
 RowKind = Literal["measured", "published", "delta"]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..errors import UserError
-from ..judge import JudgePrompt, JudgeQuery
 from ..semantics import MetricMeaning, declare_meanings
 from ..types import (
     Document,
@@ -24,6 +23,8 @@ from ..types import (
     GenerateRequest,
     Generation,
     ItemResult,
+    JudgePrompt,
+    JudgeQuery,
     Request,
     Response,
     ScoreRequest,

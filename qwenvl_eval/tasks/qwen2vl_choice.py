@@ -14,7 +14,6 @@ same rules.
 
 from __future__ import annotations
 
-from ..judge import JudgePrompt, JudgeQuery
 from ..metrics.vlmeval_choice import (
     CHOICE_JUDGE_SOURCE,
     CHOICE_JUDGE_SOURCE_CN,
@@ -29,7 +28,7 @@ from ..metrics.vlmeval_choice import (
 )
 from ..registry import register_task
 from ..semantics import no_item_score
-from ..types import Document, FamilyInfo, ItemResult, Response
+from ..types import Document, FamilyInfo, ItemResult, JudgePrompt, JudgeQuery, Response
 from .base import Aggregate, Scored, Task
 from .data.vlmeval_bench import BenchSource
 from .data.vlmeval_choice_data import (

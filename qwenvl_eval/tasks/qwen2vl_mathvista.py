@@ -12,7 +12,6 @@ greedy, at most 2048 new tokens.
 
 from __future__ import annotations
 
-from ..judge import JudgePrompt
 from ..metrics.mathvista import (
     MATHVISTA_EXTRACTION_DEMO,
     MATHVISTA_EXTRACTION_SOURCE,
@@ -22,7 +21,7 @@ from ..metrics.mathvista import (
     mathvista_score,
 )
 from ..registry import register_task
-from ..types import Document, FamilyInfo, ItemResult, Response
+from ..types import Document, FamilyInfo, ItemResult, JudgePrompt, Response
 from .base import Aggregate, Scored, Task
 from .data.mathvista import MATHVISTA_TESTMINI
 from .qwen2vl_choice import GROUP
