@@ -35,7 +35,7 @@ from .types import RULES_ONLY_NOTE, Document, ItemResult, JudgePrompt, JudgeQuer
 
 if TYPE_CHECKING:
     from .results.store import PredictionStore
-    from .tasks.base import Task
+    from .tasks.base import Scored, Task
 
 log = logging.getLogger(__name__)
 
@@ -229,23 +229,28 @@ def judge_items(
     reused = {i: cached[k] for i, k in keys.items() if k in cached}
     todo = [i for i in asked if i not in reused]
     by_id = {it.id: it for it in items}
-    replies = {i: row["response"] for i, row in reused.items()}
+    # Each reply read once: the record keeps the answer read, the item takes the score.
+    read_from: dict[str, tuple[str, Scored | None]] = {
+        i: (row["response"], task.judged(docs[i], by_id[i], row["response"]))
+        for i, row in reused.items()
+    }
     failed = 0
     # In order; each written the moment it is read (a killed run keeps what it paid for).
     for i, (reply, error) in _ask_all(judge, todo, asked):
+        scored = None
         if error is not None:
             failed += 1
             log.warning("%s, item %s: the judge failed: %s", task.name, i, error)
-        else:
-            replies[i] = reply
-        scored = task.judged(docs[i], by_id[i], reply) if reply is not None else None
+        elif reply is not None:
+            scored = task.judged(docs[i], by_id[i], reply)
+            read_from[i] = (reply, scored)
         prompt = asked[i].prompt
         rec = JudgeRecord(
             i, keys[i], o.model, o.public_url(), prompt.name, prompt.hash(), asked[i].text,
             reply, error, None if scored is None else scored.answer,
         )  # fmt: skip
         store.append_judged(task.name, asdict(rec))
-    out = [_with_reply(task, docs[it.id], it, replies.get(it.id)) for it in items]
+    out = [_with_reply(it, *read_from[it.id]) if it.id in read_from else it for it in items]
     read = sum(1 for it in out if "judge" in it.extra)
     file = store.judge_file(task.name).name
     return out, [judged_note(o, used, len(asked), len(reused), read, failed, file)]
@@ -259,10 +264,9 @@ def _prompts_used(queries: Iterable[JudgeQuery]) -> list[tuple[JudgePrompt, int]
     return list(counts.items())
 
 
-def _with_reply(task: Task, doc: Document, item: ItemResult, reply: str | None) -> ItemResult:
+def _with_reply(item: ItemResult, reply: str, scored: Scored | None) -> ItemResult:
     """The item scored from the judge's reply (its rules' result kept beside), or as it was
-    when there is no reply or the reply names no answer."""
-    scored = task.judged(doc, item, reply) if reply is not None else None
+    when the reply names no answer."""
     if scored is None:
         return item
     rules = {"answer": item.answer, "score": item.score, "extra": item.extra}
