@@ -41,6 +41,7 @@ from .data.vlmeval_choice_data import (
 )
 from .prompts import Prompt
 from .qwen2vl_prompts import (
+    GROUP,
     MCQ_PROMPTS,
     NO_OPTIONS_PROMPTS,
     SOURCE,
@@ -48,7 +49,6 @@ from .qwen2vl_prompts import (
     with_prompt_fields,
 )
 
-GROUP = ("qwen2vl-image",)
 # The report's table has MMBench-EN, MMBench-CN and MMBench-V1.1 (EN): those run with the
 # report's group; V1.1 CN is in the per-benchmark group only.
 MMBENCH = ("mmbench",)

@@ -24,8 +24,7 @@ from ..registry import register_task
 from ..types import Document, FamilyInfo, ItemResult, JudgePrompt, Response
 from .base import Aggregate, Scored, Task
 from .data.mathvista import MATHVISTA_TESTMINI
-from .qwen2vl_choice import GROUP
-from .qwen2vl_prompts import VLMEVAL_GENERATION, VQA_PROMPTS
+from .qwen2vl_prompts import GROUP, VLMEVAL_GENERATION, VQA_PROMPTS
 
 
 @register_task("mathvista_testmini", group=GROUP, aliases=("mathvista",))

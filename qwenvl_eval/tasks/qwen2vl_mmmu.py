@@ -27,8 +27,8 @@ from ..types import Document, FamilyInfo, ItemResult, Response
 from .base import Aggregate, Scored, Task
 from .data.mmmu import MMMU_VAL
 from .prompts import IMAGE_SLOT, Chat, Prompt, Raw
-from .qwen2vl_choice import GROUP
 from .qwen2vl_prompts import (
+    GROUP,
     MCQ_EN,
     MCQ_PROMPTS,
     MCQ_TEXT,

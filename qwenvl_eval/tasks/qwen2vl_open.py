@@ -19,10 +19,14 @@ from ..semantics import MetricMeaning, no_item_score
 from ..types import Document, FamilyInfo, ItemResult, Response
 from .base import Aggregate, Scored, Task
 from .data.vlmeval_open_data import HALLUSIONBENCH, INFOVQA_TEST, INFOVQA_VAL, MME, OCRBENCH
-from .qwen2vl_prompts import AS_WRITTEN_PROMPTS, VLMEVAL_GENERATION, VQA_PROMPTS, YORN_PROMPTS
+from .qwen2vl_prompts import (
+    AS_WRITTEN_PROMPTS,
+    GROUP,
+    VLMEVAL_GENERATION,
+    VQA_PROMPTS,
+    YORN_PROMPTS,
+)
 from .vqa import VQASubmissionTask
-
-GROUP = ("qwen2vl-image",)
 
 
 @register_task("ocrbench", group=GROUP)

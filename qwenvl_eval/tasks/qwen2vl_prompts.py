@@ -29,6 +29,8 @@ from .prompts import Chat, Raw
 
 SOURCE = "VLMEvalKit vlmeval/vlm/qwen2_vl/prompt.py (Qwen2VLPromptMixin)"
 VLMEVAL_GENERATION = Generation(max_new_tokens=2048)
+# The group that regenerates the report's image table (`table --paper qwen2vl-image`).
+GROUP = ("qwen2vl-image",)
 
 MCQ_EN = "Please select the correct answer from the options above."
 MCQ_CN = "请直接回答选项字母。"

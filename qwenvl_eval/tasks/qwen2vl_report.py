@@ -32,11 +32,10 @@ from ..registry import register_task
 from .base import Task
 from .data.ai2d import AI2DChoiceData
 from .qwen2vl_choice import ChoiceTask
-from .qwen2vl_prompts import SOURCE, VLMEVAL_GENERATION, VQA_PROMPTS
+from .qwen2vl_prompts import GROUP, SOURCE, VLMEVAL_GENERATION, VQA_PROMPTS
 from .textdocs import ChartQA, DocVQA
 from .vqa import TextVQA
 
-GROUP = ("qwen2vl-image",)
 NOTE = (
     "prompt and decoding of the Qwen2-VL report's reference runs: "
     f"{SOURCE} and vlmeval/vlm/qwen2_vl/model.py (greedy, at most 2048 new tokens)"
