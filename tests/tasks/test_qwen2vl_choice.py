@@ -13,10 +13,7 @@ from PIL import Image
 from qwenvl_eval import registry
 from qwenvl_eval.errors import DataError, UserError
 from qwenvl_eval.evaluator import evaluate, prepare_task
-from qwenvl_eval.model.base import RunnerOptions
 from qwenvl_eval.model.families import QWEN2_VL, QWEN_VL
-from qwenvl_eval.model.loader import load_runner
-from qwenvl_eval.model.presets import resolve_model
 from qwenvl_eval.results.store import PredictionStore
 from qwenvl_eval.tasks.data.check import check_tasks
 from qwenvl_eval.tasks.data.locate import builtin_root
@@ -295,35 +292,3 @@ def test_mmstar_breakdown_per_capability(tmp_path):
     assert result.metrics["acc/math"] == 100.0
     assert result.metrics["acc/coarse perception"] == 0.0
     assert result.metrics["acc"] == 50.0
-
-
-# -- the real tiny model ---------------------------------------------------------------------
-_RUNNERS: dict[int, object] = {}
-
-
-def _tiny(batch_size: int):
-    if batch_size not in _RUNNERS:
-        _RUNNERS[batch_size] = load_runner(
-            resolve_model("tiny-qwen2-vl"),
-            RunnerOptions(device="cpu", dtype="fp32", batch_size=batch_size),
-        )
-    return _RUNNERS[batch_size]
-
-
-def _tiny_run(name, batch_size, tmp_path):
-    run = prepare_task(
-        name, builtin_root(), QWEN2_VL.info, limit=6, gen_overrides={"max_new_tokens": 6}
-    )
-    (result,) = evaluate([run], _tiny(batch_size), PredictionStore(tmp_path))
-    rows = PredictionStore(tmp_path).load(name)
-    return result, {i: r.output for i, r in rows.items()}
-
-
-@pytest.mark.parametrize("name", CHOICE_TASKS)
-def test_tiny_model_scores_and_batch_size_does_not_change_answers(name, tmp_path):
-    one, out_one = _tiny_run(name, 1, tmp_path / "b1")
-    three, out_three = _tiny_run(name, 3, tmp_path / "b3")
-    assert one.counts["errors"] == 0 and one.counts["items"] == 6
-    assert out_one == out_three and all(isinstance(t, str) for t in out_one.values())
-    assert one.metrics == three.metrics
-    assert set(registry.get_task(name).metrics) <= set(one.metrics)

@@ -1,7 +1,8 @@
-"""Resume holds for the Qwen2-VL report's tasks as for the paper's: a run killed part way
-(its predictions file cut after some lines, as a kill leaves it) and run again computes only
-the missing items and ends with the same saved answers, per-item scores and metrics as an
-uninterrupted run, on the real tiny Qwen2-VL and the bundled mini sets."""
+"""The Qwen2-VL report's tasks on the real tiny Qwen2-VL and the bundled mini sets, as the
+paper's tasks are held: batch size does not change any answer or score (batch 1 vs 3), and a
+run killed part way (its predictions file cut after some lines, as a kill leaves it) and run
+again computes only the missing items and ends with the same saved answers, per-item scores
+and metrics as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from qwenvl_eval import registry
 from qwenvl_eval.evaluator import evaluate, prepare_task
 from qwenvl_eval.model.base import RunnerOptions
+from qwenvl_eval.model.families import QWEN2_VL
 from qwenvl_eval.model.loader import load_runner
 from qwenvl_eval.model.presets import resolve_model
 from qwenvl_eval.results.store import PredictionStore
@@ -20,7 +22,8 @@ from qwenvl_eval.tasks.data.locate import builtin_root
 
 LIMIT = 4
 KEPT = 2  # lines left by the "kill"
-TASKS = registry.resolve(["qwen2vl-image"])
+# The report's group and every MMBench variant (V1.1 CN is outside the group).
+TASKS = list(dict.fromkeys(registry.resolve(["qwen2vl-image", "mmbench"])))
 # The tiny random model never stops on its own: a short budget keeps this test quick while
 # answers stay long enough to differ from item to item.
 SHORT = {"max_new_tokens": 12}
@@ -45,10 +48,35 @@ class Counting:
         return self._runner.score_options(requests)
 
 
-@pytest.fixture(scope="module")
-def runner():
-    options = RunnerOptions(device="cpu", dtype="fp32", batch_size=4)
-    return load_runner(resolve_model("tiny-qwen2-vl"), options)
+_RUNNERS: dict[int, object] = {}
+
+
+def _tiny(batch_size: int):
+    if batch_size not in _RUNNERS:
+        options = RunnerOptions(device="cpu", dtype="fp32", batch_size=batch_size)
+        _RUNNERS[batch_size] = load_runner(resolve_model("tiny-qwen2-vl"), options)
+    return _RUNNERS[batch_size]
+
+
+def _prepared(name: str, limit: int):
+    return prepare_task(
+        name, builtin_root(), QWEN2_VL.info, limit=limit, seed=3, gen_overrides=SHORT
+    )
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_batch_size_does_not_change_answers(name, tmp_path):
+    def run(batch_size):
+        store = PredictionStore(tmp_path / f"b{batch_size}")
+        (result,) = evaluate([_prepared(name, 6)], _tiny(batch_size), store)
+        return result, {i: r.output for i, r in store.load(name).items()}
+
+    one, out_one = run(1)
+    three, out_three = run(3)
+    assert one.counts["errors"] == 0 and one.counts["items"] == 6
+    assert out_one == out_three and all(isinstance(t, str) for t in out_one.values())
+    assert one.metrics == three.metrics
+    assert set(registry.get_task(name).metrics) <= set(one.metrics)
 
 
 def _lines(path) -> list[dict]:
@@ -60,11 +88,11 @@ def _saved(lines: list[dict]) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("name", TASKS)
-def test_a_killed_run_resumes_to_the_uninterrupted_result(runner, name, tmp_path):
+def test_a_killed_run_resumes_to_the_uninterrupted_result(name, tmp_path):
+    runner = _tiny(4)
+
     def prepared():
-        return prepare_task(
-            name, builtin_root(), runner.family.info, limit=LIMIT, seed=3, gen_overrides=SHORT
-        )
+        return _prepared(name, LIMIT)
 
     whole = tmp_path / "whole"
     (reference,) = evaluate([prepared()], runner, PredictionStore(whole))
